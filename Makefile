@@ -1,0 +1,41 @@
+# codex-tasks: `make run` and `make test` are all a new user needs.
+# Every install goes through constraints.txt, which pins torch to the CPU wheel (see docs/install.md).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.install-stamp
+PIP    := $(PY) -m pip install -q -c constraints.txt
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast lint docs clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev]'
+	@touch $(STAMP)
+
+run: install
+	$(VENV)/bin/codex-tasks run codex_ready_task_sequence.yaml
+
+# The whole suite, slow-marked tests included (what CI runs).
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The inner loop: everything but slow-marked tests (under 5 minutes).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check codex_tasks tests bench
+	$(VENV)/bin/mypy
+
+docs: install
+	$(PY) -m codex_tasks.spec.docs docs/reference.md
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .codex

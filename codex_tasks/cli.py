@@ -1,0 +1,359 @@
+"""The command line: parses, calls, prints. Imports lazily so `--help` and `validate` stay fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from codex_tasks import __version__
+from codex_tasks.errors import CodexTasksError, SpecError, SpecErrors, UsageError
+
+OPTIONAL_VALUE_FLAGS = ("--resume", "--force")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}", hint=f"{self.prog} --help")
+
+
+def _split_optional_values(argv: list[str]) -> tuple[list[str], dict[str, str | bool]]:
+    """`--resume` / `--resume=RUN`, `--force` / `--force=IDS`: a value only after '=', so FILE is never swallowed."""
+    rest: list[str] = []
+    found: dict[str, str | bool] = {}
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        if name in OPTIONAL_VALUE_FLAGS:
+            found[name] = value if eq else True
+        else:
+            rest.append(arg)
+    return rest, found
+
+
+def _ids(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="codex-tasks", description="Offline-first task runner for ML code repositories.")
+    p.add_argument("--version", action="version", version=f"codex-tasks {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def run_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("file", help="the sequence file, or builtin:NAME")
+        sp.add_argument("--param", "-p", action="append", default=[], metavar="K=V", help="set a parameter")
+        sp.add_argument("--only", metavar="IDS", help="run only these step ids (comma-separated)")
+        sp.add_argument("--from", dest="from_step", metavar="ID", help="start at this step")
+        sp.add_argument("--dry-run", action="store_true", help="print what each step would do; execute nothing")
+        sp.add_argument("--max-parallel", type=int, default=4, metavar="N", help="independent steps at once (4)")
+        sp.add_argument("--runner", default="local", help="local, dask, or dask=tcp://HOST:PORT")
+        sp.add_argument("--strict", action="store_true", help="manual (description-only) steps fail")
+        sp.add_argument("--workspace", "-w", metavar="DIR", help="where paths resolve and .codex/ lives (cwd)")
+        sp.add_argument("--agent", metavar="CMD", help="hand description-only steps to this coding-agent command")
+        sp.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
+        sp.epilog = "--resume[=RUN] continues a failed or killed run; --force[=IDS] reruns cached steps."
+
+    sp = sub.add_parser("run", help="run a sequence")
+    run_options(sp)
+    sp.add_argument("--tui", action="store_true", help="show the run in the TUI")
+
+    sp = sub.add_parser("validate", help="check sequence files (exit 0, or 2 with FILE:LINE:COL errors)")
+    sp.add_argument("files", nargs="+")
+    sp.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
+
+    sp = sub.add_parser("plan", help="the DAG: what would run and what is cached")
+    sp.add_argument("file")
+    sp.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
+    sp.add_argument("--only", metavar="IDS")
+    sp.add_argument("--from", dest="from_step", metavar="ID")
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+    sp.add_argument("--format", choices=["text", "json", "mermaid", "dot"], default="text")
+
+    sp = sub.add_parser("runs", help="list runs; runs prune --keep N; runs show RUN")
+    sp.add_argument("action", nargs="?", choices=["ls", "prune", "show", "errors"], default="ls")
+    sp.add_argument("run", nargs="?")
+    sp.add_argument("--keep", type=int, default=10)
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+    sp.add_argument("--json", action="store_true")
+
+    for name, help_ in (("show", "a run's steps and outputs"), ("errors", "a run's error blocks (or a legacy error file)")):
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("run", nargs="?", help="run id, run folder, or (errors) an error file; default: newest")
+        sp.add_argument("--workspace", "-w", metavar="DIR")
+        sp.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("cancel", help="stop a running run cleanly (state saved, resumable)")
+    sp.add_argument("run", nargs="?")
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+
+    sp = sub.add_parser("cache", help="the step cache: ls | clear")
+    sp.add_argument("action", choices=["ls", "clear"])
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+
+    sp = sub.add_parser("server", help="the local Prefect server: start | stop | status [--json] | open")
+    sp.add_argument("action", choices=["start", "stop", "status", "open"])
+    sp.add_argument("--json", action="store_true")
+
+    sub.add_parser("schema", help="JSON Schema of the format (for editors)")
+    sp = sub.add_parser("steps", help="the step kinds and their with: fields")
+    sp.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _main(argv)
+    except SpecErrors as exc:
+        print(exc.render(), file=sys.stderr)
+        code = 2
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        code = 2
+    except CodexTasksError as exc:
+        print(f"codex-tasks: {exc.render()}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("codex-tasks: interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    sys.stdout.flush()
+    return code
+
+
+def _main(argv: list[str]) -> int:
+    argv, optional = _split_optional_values(argv)
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return 0
+    if optional and args.command not in ("run", "tui"):
+        raise UsageError(f"{', '.join(optional)} only applies to 'run'")
+    handler = globals()[f"cmd_{args.command}"]
+    return int(handler(args, optional))
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
+    from codex_tasks.runner import RunOptions, run_sequence
+
+    if args.max_parallel < 1:
+        raise UsageError("--max-parallel must be at least 1")
+    force_opt = optional.get("--force")
+    force = None if force_opt is None else (set() if force_opt is True else set(_ids(str(force_opt)) or []))
+    printer = _LivePrinter(quiet=args.quiet)
+    opts = RunOptions(
+        file=args.file, params=args.param, only=_ids(args.only), from_step=args.from_step,
+        dry_run=args.dry_run, resume=optional.get("--resume"), force=force,
+        max_parallel=args.max_parallel, runner=args.runner, strict=args.strict,
+        workspace=args.workspace, agent=args.agent, quiet=args.quiet, on_event=printer,
+    )
+    result = run_sequence(opts)
+    rd = result.rundir
+    if rd is not None:
+        counts = json.loads((rd.path / "summary.json").read_text()).get("counts", {})
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        print(f"run {rd.run_id} {result.status}: {parts}")
+        print(f"  report: {rd.path / 'report.md'}")
+        if result.status == "failed":
+            print(f"  errors: codex-tasks errors {rd.run_id}   resume: codex-tasks run {args.file} --resume")
+    return result.exit_code
+
+
+class _LivePrinter:
+    """One line per finished step, as events arrive."""
+
+    MARKS = {"step.succeeded": "✓", "step.failed": "✗", "step.cached": "↺", "step.manual": "✋",
+             "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻"}
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        t = ev.get("type", "")
+        if t == "phase.started":
+            print(f"== {ev.get('phase_id')}: {ev.get('name')}", flush=True)
+        elif t in self.MARKS:
+            extra = ev.get("error") or ev.get("note") or ""
+            dur = f" ({ev['duration']:.2f}s)" if isinstance(ev.get("duration"), int | float) and t == "step.succeeded" else ""
+            print(f"  {self.MARKS[t]} {ev.get('step_id')} {t.split('.', 1)[1]}{dur}{': ' + extra if extra else ''}",
+                  flush=True)
+
+
+def cmd_validate(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.validate import validate_file
+
+    failed = 0
+    for f in args.files:
+        errors, info = validate_file(f, args.param)
+        if errors:
+            failed += 1
+            for e in errors:
+                print(e.render(), file=sys.stderr)
+        else:
+            print(f"{f}: ok ({info})")
+    return 2 if failed else 0
+
+
+def cmd_plan(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.planview import show_plan
+
+    print(show_plan(args.file, args.param, only=_ids(args.only), from_step=args.from_step,
+                    workspace=args.workspace, fmt=args.format))
+    return 0
+
+
+def _workspace(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "workspace", None) or os.getcwd()).resolve()
+
+
+def cmd_runs(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.runs.rundir import list_run_dirs, prune_runs
+
+    ws = _workspace(args)
+    if args.action == "prune":
+        removed = prune_runs(ws, args.keep)
+        print(f"removed {len(removed)} run(s)" + (": " + ", ".join(removed) if removed else ""))
+        return 0
+    if args.action in ("show", "errors"):
+        return int(globals()[f"cmd_{args.action}"](args, {}))
+    rows = []
+    for d in list_run_dirs(ws):
+        try:
+            st = json.loads((d / "state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        rows.append({"run_id": d.name, "status": st.get("status"), "title": st.get("title"),
+                     "started": st.get("started"), "duration": st.get("duration"), "attempt": st.get("attempt")})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no runs in {ws / '.codex' / 'runs'}")
+    else:
+        for r in rows:
+            print(f"{r['run_id']}  {str(r['status']):<11} {r['duration'] or '':>8}  {r['title']}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.runs.report import STATUS_MARK, write_summary
+    from codex_tasks.runs.rundir import find_run
+
+    rd = find_run(_workspace(args), args.run)
+    summary_file = rd.path / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else write_summary(rd, None)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{summary['title']}  run {summary['run_id']}  {summary['status']}  ({summary.get('duration')} s)")
+    for r in summary["steps"]:
+        note = r.get("error") or r.get("note") or ""
+        print(f"  {STATUS_MARK.get(r['status'], '?')} {r['id']:<16} {r['status']:<10} {note[:90]}")
+        for o in r.get("outputs", []):
+            print(f"      {o['path']}  sha256:{o['sha256'][:16]}  {o.get('size')} B")
+    print(f"report: {rd.path / 'report.md'}")
+    return 0
+
+
+def cmd_errors(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.runs.errorcap import read_error_file
+    from codex_tasks.runs.rundir import find_run
+
+    target = Path(args.run) if args.run else None
+    if target is not None and target.is_file():
+        records = read_error_file(target)
+    else:
+        rd = find_run(_workspace(args), args.run)
+        f = rd.path / "error_captures.ndjson"
+        records = read_error_file(f) if f.exists() else []
+    if args.json:
+        print(json.dumps(records, indent=2))
+    elif not records:
+        print("no errors captured")
+    else:
+        for r in records:
+            print(str(r.get("rendered", "")).rstrip())
+            print()
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.runs.cancel import cancel_run
+
+    print(cancel_run(_workspace(args), args.run))
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.runs.cache import CacheIndex
+
+    idx = CacheIndex(_workspace(args))
+    if args.action == "clear":
+        print(f"removed {idx.clear()} cache entr(ies)")
+        return 0
+    for e in idx.list():
+        print(f"{e['fingerprint'][:16]}  {e.get('step_id'):<16} {e.get('kind'):<10} run {e.get('run_id')}  "
+              f"{len(e.get('outputs', []))} output(s)")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks import server
+
+    if args.action == "start":
+        url = server.ensure_server()
+        print(f"Prefect server running at {url.removesuffix('/api')}")
+    elif args.action == "stop":
+        print("stopped" if server.stop() else "not running")
+    elif args.action == "status":
+        st = server.status()
+        if args.json:
+            print(json.dumps(st))
+        else:
+            print(f"{'running' if st['running'] else 'not running'}" + (f" at {st['ui_url']}" if st.get("ui_url") else ""))
+        return 0
+    elif args.action == "open":
+        url = server.ensure_server().removesuffix("/api")
+        print(url)
+        import webbrowser
+
+        if os.environ.get("DISPLAY") or sys.platform == "darwin":
+            webbrowser.open(url)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.spec.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_steps(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.spec.schema import describe_kinds
+
+    kinds = describe_kinds()
+    if args.json:
+        print(json.dumps(kinds, indent=2))
+        return 0
+    for k in kinds:
+        print(f"{k['name']}  (cache: {k['cache']})  {k['doc']}")
+        for f in k["fields"]:
+            default = "" if f["required"] else f" = {json.dumps(f['default'], default=str)}"
+            print(f"    {f['name']}: {f['type']}{default}  {f['description']}")
+        print()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

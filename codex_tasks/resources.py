@@ -1,0 +1,34 @@
+"""Where the shipped `templates/` and `tasks/` folders are, in a source tree or an installed wheel.
+
+In the wheel they are the packages `codex_tasks.templates` and `codex_tasks.tasks` (a
+package-dir mapping in pyproject.toml); in a source checkout they are the top-level folders.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shipped_dir(name: str) -> Path:
+    source = _SOURCE_ROOT / name
+    if source.is_dir() and (_SOURCE_ROOT / "pyproject.toml").is_file():
+        return source
+    return Path(str(resources.files(f"codex_tasks.{name}")))
+
+
+def templates_dir() -> Path:
+    """The folder of shipped Jinja2 templates."""
+    return _shipped_dir("templates")
+
+
+def tasks_dir() -> Path:
+    """The folder of shipped task sequences (`builtin:NAME`)."""
+    return _shipped_dir("tasks")
+
+
+def template_path(name: str) -> Path:
+    """A shipped template by file name, e.g. `error_block.txt.j2`."""
+    return templates_dir() / name

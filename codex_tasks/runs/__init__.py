@@ -1,0 +1,1 @@
+"""Run folders: events log, error capture, state, summary, resume, cache index."""

@@ -1,0 +1,124 @@
+"""Structured error capture: one error block per failed step.
+
+The rendered block uses the step's own `template` when it has one, else the shipped default
+(`templates/error_block.txt.j2`). Each block is one JSON line in `error_captures.ndjson`.
+`read_error_file` also reads an older plain-text file of stacked "Question for ChatGPT" blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from codex_tasks.render import render_template_text
+from codex_tasks.resources import template_path
+from codex_tasks.runs.events import now_iso
+from codex_tasks.runs.redact import redact, redact_obj
+
+DEFAULT_TEMPLATE = (
+    "Question for ChatGPT {timestamp}:\n"
+    "While performing [{step_id}:{step_description}], encountered the following error:\n"
+    "{error_message}\n"
+    "Context: {context}\n"
+    "What are the possible causes, and how can this be resolved while preserving intended functionality?\n"
+)
+
+
+def default_template() -> str:
+    try:
+        return template_path("error_block.txt.j2").read_text(encoding="utf-8")
+    except OSError:
+        return DEFAULT_TEMPLATE
+
+
+def build_error_record(
+    *,
+    step_id: str,
+    phase_id: str,
+    description: str,
+    error_type: str,
+    error_message: str,
+    context: str,
+    traceback_tail: str = "",
+    template: str | None = None,
+    timestamp: str | None = None,
+) -> dict[str, Any]:
+    """The NDJSON record, with the rendered block."""
+    ts = timestamp or now_iso()
+    fields = {
+        "timestamp": ts,
+        "step_id": step_id,
+        "step_number": step_id,
+        "step_description": description,
+        "error_message": error_message,
+        "context": context,
+        "phase_id": phase_id,
+    }
+    rendered = render_template_text(template or default_template(), fields)
+    record = {
+        "timestamp": ts,
+        "step_id": step_id,
+        "phase_id": phase_id,
+        "description": description,
+        "error_type": error_type,
+        "error_message": error_message,
+        "context": context,
+        "traceback_tail": traceback_tail,
+        "rendered": rendered,
+    }
+    return redact_obj(record)  # type: ignore[no-any-return]
+
+
+def append_error(path: Path, record: dict[str, Any]) -> None:
+    """Append one record as one whole line."""
+    from codex_tasks.runs.events import EventLog
+
+    line = json.dumps(redact_obj(record), ensure_ascii=False, default=str)
+    # reuse the events writer's whole-line append (lock + O_APPEND)
+    EventLog(path, "")._append_line(line)
+
+
+_BLOCK_START = re.compile(r"^Question for [^\n]*?(\d{4}-\d{2}-\d{2}[^\n:]*(?::\d\d)*[^\n]*?)?:\s*$", re.M)
+_PERFORMING = re.compile(r"While performing \[(?P<id>[^:\]]*):(?P<desc>[^\]]*)\], encountered the following error:\s*(?P<rest>.*)", re.S)
+
+
+def read_error_file(path: Path) -> list[dict[str, Any]]:
+    """Error records from NDJSON, or from a legacy text file of stacked blocks."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    records: list[dict[str, Any]] = []
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        for line in text.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line
+            if isinstance(obj, dict):
+                records.append(obj)
+        return records
+    starts = [m.start() for m in re.finditer(r"^Question for ", text, re.M)]
+    for i, start in enumerate(starts):
+        block = text[start: starts[i + 1] if i + 1 < len(starts) else len(text)].strip()
+        header, _, body = block.partition("\n")
+        ts = header.removeprefix("Question for ").rstrip(":")
+        ts = ts.split(" ", 1)[1] if " " in ts else ts
+        rec: dict[str, Any] = {"timestamp": ts, "rendered": block, "step_id": "", "description": "",
+                               "error_message": "", "context": ""}
+        m = _PERFORMING.search(body)
+        if m:
+            rec["step_id"] = m.group("id").strip()
+            rec["description"] = m.group("desc").strip()
+            rest = m.group("rest")
+            msg, _, ctx = rest.partition("Context:")
+            rec["error_message"] = msg.strip()
+            rec["context"] = ctx.split("What are the possible causes", 1)[0].strip().rstrip(".")
+        records.append(redact_obj(rec))
+    return records
+
+
+__all__ = ["append_error", "build_error_record", "default_template", "read_error_file", "redact"]

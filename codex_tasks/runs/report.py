@@ -1,0 +1,231 @@
+"""`summary.json` and `report.md` / `report.html` of a run."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from codex_tasks.plan import Plan
+from codex_tasks.runs.events import read_events
+from codex_tasks.runs.files import read_json, write_json_atomic, write_text_atomic
+from codex_tasks.runs.rundir import RunDir
+
+STATUS_MARK = {"succeeded": "✓", "failed": "✗", "cached": "↺", "manual": "✋", "skipped": "–", "not_run": "·"}
+
+
+def write_summary(rd: RunDir, plan: Plan | None) -> dict[str, Any]:
+    """Per-step status, durations, outputs with SHA-256, exit code."""
+    st = rd.state
+    steps = st.get("steps", {})
+    order = [s.id for s in plan.steps()] if plan else list(steps)
+    rows = []
+    for sid in order:
+        e = steps.get(sid, {})
+        rows.append({
+            "id": sid,
+            "phase_id": e.get("phase_id"),
+            "description": e.get("description", ""),
+            "kind": e.get("kind"),
+            "status": e.get("status", "not_run"),
+            "started": e.get("started"),
+            "finished": e.get("finished"),
+            "duration": e.get("duration"),
+            "attempts": e.get("attempts", 1 if e.get("started") else 0),
+            "outputs": e.get("outputs", []),
+            "expected_outputs": e.get("expected_outputs", []),
+            "error": e.get("error"),
+            "note": e.get("note"),
+            "fingerprint": e.get("fingerprint"),
+            "summary": e.get("summary", {}),
+        })
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    status = st.get("status")
+    summary = {
+        "run_id": rd.run_id,
+        "title": st.get("title"),
+        "sequence_file": st.get("sequence_file"),
+        "workspace": st.get("workspace"),
+        "status": status,
+        "exit_code": {"succeeded": 0, "failed": 1}.get(str(status), 130),
+        "started": st.get("started"),
+        "finished": st.get("finished"),
+        "duration": st.get("duration"),
+        "attempt": st.get("attempt", 1),
+        "dry_run": st.get("dry_run", False),
+        "flow_run_id": st.get("flow_run_id"),
+        "params": st.get("params", {}),
+        "counts": counts,
+        "steps": rows,
+    }
+    write_json_atomic(rd.path / "summary.json", summary)
+    return summary
+
+
+def metric_series(run_path: Path) -> dict[str, list[tuple[float, float]]]:
+    """`{"<step>/<metric>": [(x, value), ...]}` from the run's metric events."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    events_file = run_path / "events.ndjson"
+    if not events_file.exists():
+        return series
+    for ev in read_events(events_file):
+        if ev.get("type") != "metric":
+            continue
+        try:
+            value = float(ev["value"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        key = f"{ev.get('step_id')}/{ev.get('name')}"
+        pts = series.setdefault(key, [])
+        pts.append((float(ev.get("step", len(pts))), value))
+    return series
+
+
+def svg_plot(title: str, lines: dict[str, list[tuple[float, float]]], width: int = 560, height: int = 220) -> str:
+    """A small line plot as inline SVG (no plotting library needed)."""
+    pts = [p for s in lines.values() for p in s]
+    if not pts:
+        return ""
+    xs = [p[0] for p in pts]
+    ys = [p[1] for p in pts]
+    x0, x1 = min(xs), max(xs) or 1.0
+    y0, y1 = min(ys), max(ys)
+    if x1 == x0:
+        x1 = x0 + 1
+    if y1 == y0:
+        y1 = y0 + 1
+    pad = 36
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+
+    def sx(x: float) -> float:
+        return pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
+
+    def sy(y: float) -> float:
+        return height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">',
+             f'<rect width="{width}" height="{height}" fill="white" stroke="#ccc"/>',
+             f'<text x="{pad}" y="18" font-family="sans-serif" font-size="13">{html.escape(title)}</text>',
+             f'<text x="4" y="{pad + 4}" font-family="sans-serif" font-size="10">{y1:.3g}</text>',
+             f'<text x="4" y="{height - pad}" font-family="sans-serif" font-size="10">{y0:.3g}</text>',
+             f'<text x="{width - pad}" y="{height - 8}" font-family="sans-serif" font-size="10">{x1:.0f}</text>']
+    for i, (name, series) in enumerate(sorted(lines.items())):
+        c = colors[i % len(colors)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in sorted(series))
+        parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{path}"/>')
+        parts.append(f'<text x="{width - 150}" y="{18 + 13 * i}" font-family="sans-serif" font-size="11" '
+                     f'fill="{c}">{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def mermaid_graph(plan: Plan, statuses: dict[str, str]) -> str:
+    """The run's DAG as a mermaid flowchart: phases as subgraphs, `needs` as edges."""
+    def node(sid: str) -> str:
+        return "s_" + "".join(c if c.isalnum() else "_" for c in sid)
+
+    lines = ["flowchart TD"]
+    prev_phase_last: list[str] = []
+    for phase in plan.phases:
+        lines.append(f'  subgraph {node("phase_" + phase.id)}["{phase.name}"]')
+        for step in phase.steps:
+            label = f"{step.id}: {statuses.get(step.id, 'pending')}".replace('"', "'")
+            lines.append(f'    {node(step.id)}["{label}"]')
+        lines.append("  end")
+        ids = {s.id for s in phase.steps}
+        for step in phase.steps:
+            for need in step.needs:
+                lines.append(f"  {node(need)} --> {node(step.id)}")
+            if not step.needs and prev_phase_last:
+                for p in prev_phase_last:
+                    lines.append(f"  {node(p)} -.-> {node(step.id)}")
+        sinks = [s.id for s in phase.steps if not any(s.id in o.needs for o in phase.steps if o.id in ids)]
+        prev_phase_last = sinks[-1:] if sinks else prev_phase_last
+    return "\n".join(lines)
+
+
+def write_report(rd: RunDir, plan: Plan | None, summary: dict[str, Any]) -> None:
+    """report.md and report.html."""
+    errors = []
+    err_file = rd.path / "error_captures.ndjson"
+    if err_file.exists():
+        from codex_tasks.runs.errorcap import read_error_file
+
+        errors = read_error_file(err_file)
+    series = metric_series(rd.path)
+    md = [f"# {summary.get('title')}", "",
+          f"- run: `{summary['run_id']}` (attempt {summary.get('attempt', 1)})",
+          f"- status: **{summary['status']}** (exit {summary['exit_code']})",
+          f"- started: {summary.get('started')}  finished: {summary.get('finished')}  duration: {summary.get('duration')} s",
+          f"- steps: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.get("counts", {}).items())), ""]
+    if summary.get("params"):
+        md += ["## Parameters", "", "| name | value |", "| --- | --- |"]
+        md += [f"| {k} | `{json.dumps(v, default=str)}` |" for k, v in sorted(summary["params"].items())]
+        md.append("")
+    md += ["## Steps", "", "| | step | phase | kind | status | duration (s) | note |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in summary["steps"]:
+        note = (r.get("error") or r.get("note") or "").replace("|", "\\|").replace("\n", " ")[:160]
+        md.append(f"| {STATUS_MARK.get(r['status'], '?')} | `{r['id']}` {r.get('description', '')[:60]} | {r.get('phase_id')} | "
+                  f"{r.get('kind')} | {r['status']} | {r.get('duration') if r.get('duration') is not None else ''} | {note} |")
+    md.append("")
+    if plan is not None:
+        statuses = {r["id"]: r["status"] for r in summary["steps"]}
+        md += ["## Graph", "", "```mermaid", mermaid_graph(plan, statuses), "```", ""]
+        conds = [(s.id, s.conditions, s.policy) for s in plan.steps() if s.conditions or s.policy]
+        if conds:
+            md += ["## Conditions and policies (shown, not enforced)", ""]
+            for sid, c, p in conds:
+                md.append(f"- `{sid}`: " + "; ".join(c) + (f" policy: `{json.dumps(p)}`" if p else ""))
+            md.append("")
+    outputs = [(r["id"], o) for r in summary["steps"] for o in r.get("outputs", [])]
+    if outputs:
+        md += ["## Outputs", "", "| step | path | size | sha256 |", "| --- | --- | --- | --- |"]
+        md += [f"| `{sid}` | `{o['path']}` | {o.get('size')} | `{o['sha256'][:16]}…` |" for sid, o in outputs]
+        md.append("")
+    plots = []
+    if series:
+        by_step: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        for key, pts in series.items():
+            step_id, _, name = key.partition("/")
+            by_step.setdefault(step_id, {})[name] = pts
+        md += ["## Metrics", ""]
+        for step_id, lines in by_step.items():
+            svg = svg_plot(f"{step_id}: " + ", ".join(sorted(lines)), lines)
+            plots.append(svg)
+            md += [svg, ""]
+    if errors:
+        md += ["## Errors", ""]
+        for e in errors:
+            md += ["```text", str(e.get("rendered", "")).rstrip(), "```", ""]
+    text = "\n".join(md) + "\n"
+    write_text_atomic(rd.path / "report.md", text)
+    write_text_atomic(rd.path / "report.html", _html(summary, text, plots, errors))
+
+
+def _html(summary: dict[str, Any], md: str, plots: list[str], errors: list[dict[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr class='{html.escape(r['status'])}'><td>{STATUS_MARK.get(r['status'], '?')}</td><td><code>{html.escape(r['id'])}</code></td>"
+        f"<td>{html.escape(r.get('description', '') or '')}</td><td>{html.escape(str(r.get('kind')))}</td>"
+        f"<td>{html.escape(r['status'])}</td><td>{r.get('duration') if r.get('duration') is not None else ''}</td>"
+        f"<td>{html.escape((r.get('error') or r.get('note') or '')[:200])}</td></tr>"
+        for r in summary["steps"])
+    errs = "".join(f"<pre>{html.escape(str(e.get('rendered', '')))}</pre>" for e in errors)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(str(summary.get('title')))} — {summary['run_id']}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;padding:4px 8px}}
+tr.failed{{background:#fdd}}tr.cached{{background:#eef}}tr.manual{{background:#ffe}}pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head>
+<body><h1>{html.escape(str(summary.get('title')))}</h1>
+<p>run <code>{summary['run_id']}</code> — <b>{html.escape(str(summary['status']))}</b> (exit {summary['exit_code']}), {summary.get('duration')} s</p>
+<table><tr><th></th><th>step</th><th>description</th><th>kind</th><th>status</th><th>s</th><th>note</th></tr>{rows}</table>
+{''.join(plots)}
+{('<h2>Errors</h2>' + errs) if errs else ''}
+</body></html>
+"""
+
+
+def load_summary(run_path: Path) -> dict[str, Any]:
+    data = read_json(run_path / "summary.json")
+    return data if isinstance(data, dict) else {}

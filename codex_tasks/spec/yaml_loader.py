@@ -1,0 +1,110 @@
+"""YAML loading with positions.
+
+`load_yaml_with_positions(text, file)` returns the data and a map from a path tuple (keys and list
+indexes) to the `(line, col)` of that value (1-based), plus `(path, "<key>")` entries for keys,
+so validation errors can point at the exact place. Duplicate keys are errors. Step and phase
+ids that YAML would read as numbers (`id: 1.1`) are kept as the text the user wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from codex_tasks.errors import SpecError
+
+Path_ = tuple[str | int, ...]
+Positions = dict[Path_, tuple[int, int]]
+
+# Keys whose scalar values are identifiers: keep the source text even when YAML reads a number.
+_ID_KEYS = {"id", "needs"}
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct(node: yaml.Node, path: Path_, pos: Positions, file: str, raw_scalars: bool) -> Any:
+    pos[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        loader = _Loader("")
+        loader.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str | int | float | bool) or key is None:
+                raise SpecError(
+                    "mapping keys must be plain scalars",
+                    file=file,
+                    line=key_node.start_mark.line + 1,
+                    col=key_node.start_mark.column + 1,
+                    path=_fmt(path),
+                )
+            key_s = key if isinstance(key, str) else str(key_node.value)
+            if key_s in out:
+                raise SpecError(
+                    f"duplicate key {key_s!r}",
+                    file=file,
+                    line=key_node.start_mark.line + 1,
+                    col=key_node.start_mark.column + 1,
+                    path=_fmt(path),
+                    hint="each key may appear once in a mapping; remove or rename one",
+                )
+            pos[path + (key_s, "<key>")] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key_s] = _construct(value_node, path + (key_s,), pos, file, key_s in _ID_KEYS)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, path + (i,), pos, file, raw_scalars) for i, item in enumerate(node.value)]
+    assert isinstance(node, yaml.ScalarNode)
+    value = _Loader("").construct_object(node)
+    if raw_scalars and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(node.value)  # `id: 1.10` stays "1.10", not 1.1
+    return value
+
+
+def _fmt(path: Path_) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "<key>":
+            continue
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+format_path = _fmt
+
+
+def load_yaml_with_positions(text: str, file: str = "<string>") -> tuple[Any, Positions]:
+    """Parse one YAML document; return (data, positions). Raises `SpecError` on bad YAML."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or str(exc).splitlines()[0]
+        if exc.context:
+            problem = f"{problem} ({exc.context})"
+        hint = "check indentation and quoting; a value containing ': ' or starting with '{' or '*' needs quotes"
+        raise SpecError(f"invalid YAML: {problem}", file=file, line=line, col=col, hint=hint) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", file=file) from None
+    pos: Positions = {}
+    if node is None:
+        return None, pos
+    try:
+        data = _construct(node, (), pos, file, False)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        raise SpecError(
+            f"invalid YAML: {exc.problem}",
+            file=file,
+            line=(mark.line + 1) if mark else 1,
+            col=(mark.column + 1) if mark else 1,
+        ) from None
+    except RecursionError:
+        raise SpecError("invalid YAML: nested too deeply", file=file) from None
+    return data, pos

@@ -1,0 +1,24 @@
+"""Step kinds: one module each, registered here by name (imported lazily)."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from codex_tasks.steps.base import StepContext, StepResult, WithModel
+
+__all__ = ["KINDS", "StepContext", "StepResult", "WithModel", "load_kind", "kind_names"]
+
+# name -> module. Adding a kind: write the module, add one line here.
+KINDS: dict[str, str] = {
+    "shell": "codex_tasks.steps.shell",
+}
+
+
+def kind_names() -> list[str]:
+    return sorted(KINDS)
+
+
+def load_kind(name: str) -> ModuleType:
+    """Import a kind's module (its top level is light: models only)."""
+    return importlib.import_module(KINDS[name])
