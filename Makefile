@@ -35,7 +35,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 docs: install
-	$(PY) -m codex_tasks.spec.docs docs/reference.md
+	$(PY) -m codex_tasks.spec.docs
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .codex

@@ -46,7 +46,6 @@ def make_step_task(step: PlannedStep, run: RunContext) -> Any:
         return outcome.status
 
     return task(
-        body,
         name=step.id,
         task_run_name=step.id,
         retries=step.retries,
@@ -54,7 +53,7 @@ def make_step_task(step: PlannedStep, run: RunContext) -> Any:
         cache_policy=NO_CACHE,
         persist_result=False,
         log_prints=False,
-    )
+    )(body)
 
 
 class PhaseScheduler:
@@ -165,7 +164,7 @@ def compile_flow(
     from prefect.task_runners import ThreadPoolTaskRunner
 
     plan = run.plan
-    runner = task_runner or ThreadPoolTaskRunner(max_workers=max(1, max_parallel))
+    runner: Any = task_runner or ThreadPoolTaskRunner(max_workers=max(1, max_parallel))
 
     def codex_sequence() -> dict[str, str]:
         stop: dict[str, Any] = {}
@@ -191,14 +190,13 @@ def compile_flow(
         return statuses
 
     return flow(
-        codex_sequence,
         name=_slug(plan.title),
         flow_run_name=run.rundir.run_id,
         task_runner=runner,
         persist_result=False,
         log_prints=False,
         validate_parameters=False,
-    )
+    )(codex_sequence)
 
 
 __all__ = ["Outcome", "StepsFailed", "compile_flow", "make_step_task"]

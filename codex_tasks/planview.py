@@ -60,10 +60,10 @@ def predict(plan: Plan, workspace: Path) -> list[dict[str, Any]]:
 
 def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step: str | None,
               workspace: str | None, fmt: str) -> str:
-    from codex_tasks.render import parse_cli_params, resolve_params
-    from codex_tasks.runner import resolve_file
-    from codex_tasks.runs.events import now_iso
     from codex_tasks.plan import build_plan
+    from codex_tasks.render import parse_cli_params, resolve_params
+    from codex_tasks.resources import resolve_sequence_ref as resolve_file
+    from codex_tasks.runs.events import now_iso
     from codex_tasks.spec.load import load_sequence
 
     loaded = load_sequence(resolve_file(file))

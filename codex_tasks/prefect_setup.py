@@ -45,7 +45,7 @@ def crash_stale_flow_runs(rd: RunDir) -> None:
 def dask_task_runner(spec: str, max_parallel: int) -> Any:
     """`dask` (a LocalCluster) or `dask=tcp://HOST:PORT` (an existing scheduler)."""
     try:
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
     except ImportError as exc:  # pragma: no cover - a dependency
         raise UsageError("--runner dask needs prefect-dask", hint="make install") from exc
     if spec == "dask":

@@ -20,17 +20,24 @@ import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
-
 from codex_tasks.errors import ParamError
 from codex_tasks.spec.models import ParamSpec, Sequence
 
 BUILTINS = ("run_dir", "run_id", "workspace", "timestamp", "step_id", "phase_id")
 
 _LEGACY = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV: Any = None
+
+
+def _jinja() -> Any:
+    """The sandboxed Jinja2 environment, imported on first use (legacy `{name}` never needs it)."""
+    global _ENV
+    if _ENV is None:
+        from jinja2 import StrictUndefined
+        from jinja2.sandbox import SandboxedEnvironment
+
+        _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    return _ENV
 
 
 class RenderError(Exception):
@@ -103,6 +110,8 @@ def coerce_param(name: str, spec: ParamSpec, value: Any) -> Any:
     if kind in ("list", "dict"):
         parsed = value
         if isinstance(value, str):
+            import yaml
+
             try:
                 parsed = yaml.safe_load(value)
             except yaml.YAMLError:
@@ -183,7 +192,7 @@ def resolve_params(
             hint = f"did you mean {guess!r}?" if guess else (
                 f"known parameters: {', '.join(sorted(overridable))}" if overridable else "this sequence declares no parameters")
             raise ParamError(f"--param {name}: unknown parameter {name!r}", hint=hint)
-        ps = pspecs.get(name) or ParamSpec(default=values.get(name))
+        ps = pspecs.get(name) or ParamSpec.model_validate({"default": values.get(name)})
         if ps.type == "secret":
             raise ParamError(f"--param {name}: secret parameters come from the environment",
                              hint=f"export {ps.env or name.upper()}=... instead")
@@ -308,7 +317,8 @@ def format_value(value: Any) -> str:
 def _segments(text: str) -> list[tuple[str, str]]:
     """Split into ('lit', s), ('expr', src), ('stmt', src), ('legacy', name) pieces."""
     out: list[tuple[str, str]] = []
-    i, n, lit = 0, len(text), []
+    i, n = 0, len(text)
+    lit: list[str] = []
     while i < n:
         two = text[i: i + 2]
         if two in ("{{", "{%", "{#"):
@@ -375,26 +385,27 @@ def _suggest(name: str, known: list[str]) -> str | None:
 
 def unknown_names(text: str, known: list[str]) -> list[str]:
     """Names `text` uses that are not in `known` (static check, nothing is evaluated)."""
+    segs = _segments(text)
+    legacy = {src for kind, src in segs if kind == "legacy"}
+    if all(kind in ("lit", "legacy") for kind, _ in segs):
+        return sorted(n for n in legacy if n not in known)
+    from jinja2 import TemplateSyntaxError, meta
+
+    env = _jinja()
     try:
-        src, _, legacy = _compile(text, False)
-        ast = _env.parse(src)
+        src, _, _ = _compile(text, False)
+        ast = env.parse(src)
     except TemplateSyntaxError as exc:
         raise RenderError(f"template syntax error: {exc.message}") from None
     used = set(meta.find_undeclared_variables(ast)) - {"__lit", "__q", "__p"}
-    used |= set(legacy)
-    env_globals = set(_env.globals)
-    return sorted(n for n in used if n not in known and n not in env_globals)
+    used |= legacy
+    return sorted(n for n in used if n not in known and n not in env.globals)
 
 
 def render_string(text: str, values: Mapping[str, Any], *, shell: bool = False) -> str:
     """Render one string. Raises `RenderError` naming an unknown name and the closest known one."""
     if "{" not in text:
         return text
-    try:
-        src, lits, _ = _compile(text, shell)
-        template = _env.from_string(src)
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"template syntax error: {exc.message}") from None
 
     def lookup(name: str) -> Any:
         if name not in values:
@@ -405,10 +416,32 @@ def render_string(text: str, values: Mapping[str, Any], *, shell: bool = False) 
         text_value = format_value(value)
         return shell_escape(text_value, ctx) if ctx else text_value
 
+    segs = _segments(text)
+    if all(kind in ("lit", "legacy") for kind, _ in segs):
+        # legacy placeholders only: substitute directly, in one pass
+        out: list[str] = []
+        stack = [UNQUOTED]
+        for kind, src in segs:
+            if kind == "lit":
+                out.append(src)
+                if shell:
+                    _advance(stack, src)
+            else:
+                out.append(quote(lookup(src), list(stack) if shell else None))
+        return "".join(out)
+    from jinja2 import TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    try:
+        src, lits, _ = _compile(text, shell)
+        template = _jinja().from_string(src)
+    except TemplateSyntaxError as exc:
+        raise RenderError(f"template syntax error: {exc.message}") from None
+
     context = dict(values)
     context["params"] = dict(values)
     try:
-        return template.render(**context, __lit=lits, __q=quote, __p=lookup)
+        return str(template.render(**context, __lit=lits, __q=quote, __p=lookup))
     except UndefinedError as exc:
         m = re.search(r"'([^']+)' is undefined", str(exc))
         name = m.group(1) if m else None
@@ -444,8 +477,11 @@ def render_value(value: Any, values: Mapping[str, Any]) -> Any:
 
 def evaluate(expr: str, values: Mapping[str, Any]) -> Any:
     """Evaluate one Jinja2 expression to a native value."""
+    from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError
+
     try:
-        fn = _env.compile_expression(expr.strip(), undefined_to_none=False)
+        fn = _jinja().compile_expression(expr.strip(), undefined_to_none=False)
         context = dict(values)
         context["params"] = dict(values)
         result = fn(**context)

@@ -32,3 +32,17 @@ def tasks_dir() -> Path:
 def template_path(name: str) -> Path:
     """A shipped template by file name, e.g. `error_block.txt.j2`."""
     return templates_dir() / name
+
+
+def resolve_sequence_ref(ref: str) -> Path:
+    """A sequence file path, or `builtin:NAME` from the shipped task library."""
+    if ref.startswith("builtin:"):
+        from codex_tasks.errors import UsageError
+
+        name = ref.removeprefix("builtin:")
+        for cand in (tasks_dir() / name, tasks_dir() / f"{name}.yaml", tasks_dir() / f"{name}.yml"):
+            if cand.is_file():
+                return cand
+        known = sorted(p.stem for p in tasks_dir().glob("*.yaml"))
+        raise UsageError(f"no built-in sequence {name!r}", hint=f"built-ins: {', '.join(known) or 'none'}")
+    return Path(ref)

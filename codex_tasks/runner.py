@@ -19,6 +19,7 @@ from typing import Any
 from codex_tasks.errors import CodexTasksError, RunNotFound, UsageError
 from codex_tasks.plan import Plan, build_plan
 from codex_tasks.render import param_env, parse_cli_params, resolve_params, secret_values
+from codex_tasks.resources import resolve_sequence_ref
 from codex_tasks.runs import redact as redaction
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.events import now_iso
@@ -56,18 +57,7 @@ class RunResult:
     status: str
 
 
-def resolve_file(ref: str) -> Path:
-    """A sequence file path, or `builtin:NAME` from the shipped task library."""
-    if ref.startswith("builtin:"):
-        from codex_tasks.resources import tasks_dir
-
-        name = ref.removeprefix("builtin:")
-        for cand in (tasks_dir() / name, tasks_dir() / f"{name}.yaml", tasks_dir() / f"{name}.yml"):
-            if cand.is_file():
-                return cand
-        known = sorted(p.stem for p in tasks_dir().glob("*.yaml"))
-        raise UsageError(f"no built-in sequence {name!r}", hint=f"built-ins: {', '.join(known)}")
-    return Path(ref)
+resolve_file = resolve_sequence_ref
 
 
 def _find_resumable(workspace: Path, file: Path, ref: str | bool) -> RunDir:

@@ -230,7 +230,12 @@ def redact_tokens(text: str, mask: str = "[REDACTED]") -> str:
     """Replace provider-format tokens and values assigned to secret-ish names in `text` by `mask`."""
     for rule in _token_rules_for(text):
         if rule.group:
-            text = rule.pattern.sub(lambda m, g=rule.group: m.group(0).replace(m.group(g), mask), text)
+            group = rule.group
+
+            def mask_group(m: re.Match[str], g: int = group) -> str:
+                return m.group(0).replace(m.group(g), mask)
+
+            text = rule.pattern.sub(mask_group, text)
         else:
             text = rule.pattern.sub(mask, text)
     if _NAME_KEYWORDS.search(text.lower()):

@@ -98,7 +98,7 @@ def status() -> dict[str, Any]:
                 "home": None, "port": None, "ui_url": user_url.removesuffix("/api")}
     st = _read_state()
     url = st.get("url")
-    running = bool(url) and _pid_alive(st.get("pid")) and _healthy(url)
+    running = bool(url) and _pid_alive(st.get("pid")) and _healthy(str(url))
     return {"url": url, "running": running, "managed": True, "pid": st.get("pid") if running else None,
             "home": str(server_home()), "port": st.get("port"),
             "ui_url": url.removesuffix("/api") if url else None}
@@ -174,7 +174,7 @@ def start() -> dict[str, Any]:
 def stop() -> bool:
     """Stop the managed server (SIGTERM to its process group, then SIGKILL). True if one ran."""
     st = _read_state()
-    pid = st.get("pid")
+    pid = int(st.get("pid") or 0)
     was_running = _pid_alive(pid)
     if was_running:
         try:

@@ -10,7 +10,7 @@ from codex_tasks.spec.load import load_sequence
 
 def validate_file(file: str, params: list[str] | None = None) -> tuple[list[SpecError], str]:
     """(errors, a one-line description when there are none)."""
-    from codex_tasks.runner import resolve_file
+    from codex_tasks.resources import resolve_sequence_ref as resolve_file
 
     try:
         path = resolve_file(file)

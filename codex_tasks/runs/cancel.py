@@ -16,7 +16,7 @@ def cancel_run(workspace: Path, ref: str | None, wait: float = 60.0) -> str:
     pid = rd.state.get("pid")
     if rd.state.get("status") != "running" or not is_alive(pid):
         raise UsageError(f"run {rd.run_id} is not running (status {rd.state.get('status')})")
-    os.kill(int(pid), signal.SIGUSR1)  # the run's handler stops it as Ctrl-C does, status "cancelled"
+    os.kill(int(str(pid)), signal.SIGUSR1)  # the run's handler stops it as Ctrl-C does, status "cancelled"
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         st = RunDir.open(rd.path).state

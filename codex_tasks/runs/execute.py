@@ -195,7 +195,7 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
         return Outcome("not_run")
 
     if step.kind == "manual" and not run.agent_command:
-        outputs = [p for p, _ in step.outputs]
+        expected = [p for p, _ in step.outputs]
         if run.strict:
             start = time.time()
             rd.update_step(step.id, status="running", started=now_iso(start), **base)
@@ -203,9 +203,9 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
                              context=step.description,
                              hint="give it actions/commands, or run without --strict")
             msg = capture_error(step, run, exc)
-            return _finish(step, run, "failed", start, error=msg, expected_outputs=outputs)
-        note = "manual: needs a person" + (f"; expected outputs: {', '.join(outputs)}" if outputs else "")
-        rd.update_step(step.id, status="manual", note=note, expected_outputs=outputs, **base)
+            return _finish(step, run, "failed", start, error=msg, expected_outputs=expected)
+        note = "manual: needs a person" + (f"; expected outputs: {', '.join(expected)}" if expected else "")
+        rd.update_step(step.id, status="manual", note=note, expected_outputs=expected, **base)
         rd.events.emit("step.manual", step_id=step.id, phase_id=step.phase_id, note=note)
         return Outcome("manual")
 
@@ -257,7 +257,7 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
         else:
             result = module.run(cfg, ctx)
         declared = kind_outputs(module, cfg, ctx) + [p for p in result.outputs if p not in ctx.declared_outputs]
-        outputs = hash_outputs(list(dict.fromkeys(ctx.declared_outputs + declared)), run) if not run.dry_run else []
+        outputs: list[dict[str, Any]] = hash_outputs(list(dict.fromkeys(ctx.declared_outputs + declared)), run) if not run.dry_run else []
     except RunInterrupted as exc:
         _finish(step, run, "not_run", start, note=f"interrupted: {exc.message}")
         raise

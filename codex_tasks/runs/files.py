@@ -1,6 +1,8 @@
-"""Atomic writes for the run folder: temp file in the same folder, fsync, rename.
+"""Atomic writes for the run folder: temp file in the same folder, then rename.
 
-Every text written here goes through the redaction hook first.
+A reader (or a process killed at any moment) sees the old file or the new one, never half of
+one. `fsync=True` also survives a power cut; state files skip it, since a sync per step would
+cost more than the step itself. Every text written here goes through the redaction hook first.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from codex_tasks.runs.redact import redact, redact_obj
 
 
-def write_text_atomic(path: Path, text: str, *, redacted: bool = True) -> None:
+def write_text_atomic(path: Path, text: str, *, redacted: bool = True, fsync: bool = False) -> None:
     """Write `text` to `path` so a reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = redact(text) if redacted else text
@@ -22,8 +24,9 @@ def write_text_atomic(path: Path, text: str, *, redacted: bool = True) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

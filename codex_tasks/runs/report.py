@@ -161,7 +161,7 @@ def write_report(rd: RunDir, plan: Plan | None, summary: dict[str, Any]) -> None
           f"- run: `{summary['run_id']}` (attempt {summary.get('attempt', 1)})",
           f"- status: **{summary['status']}** (exit {summary['exit_code']})",
           f"- started: {summary.get('started')}  finished: {summary.get('finished')}  duration: {summary.get('duration')} s",
-          f"- steps: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.get("counts", {}).items())), ""]
+          "- steps: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.get("counts", {}).items())), ""]
     if summary.get("params"):
         md += ["## Parameters", "", "| name | value |", "| --- | --- |"]
         md += [f"| {k} | `{json.dumps(v, default=str)}` |" for k, v in sorted(summary["params"].items())]

@@ -19,6 +19,7 @@ from typing import Any
 from codex_tasks.errors import RunNotFound
 from codex_tasks.runs.events import EventLog, now_iso
 from codex_tasks.runs.files import read_json, write_json_atomic, write_text_atomic
+from codex_tasks.runs.redact import redact_obj
 
 CODEX_DIR = ".codex"
 FINAL_STATUSES = ("succeeded", "failed", "cached", "manual", "skipped", "not_run")
@@ -88,12 +89,13 @@ class RunDir:
     def save(self) -> None:
         with self._lock:
             self.state["updated"] = now_iso()
-            write_json_atomic(self.path / "state.json", self.state)
+            # values are redacted as they enter the state (update_step), not on every save
+            write_json_atomic(self.path / "state.json", self.state, redacted=False)
 
     def update_step(self, step_id: str, **fields: Any) -> dict[str, Any]:
         with self._lock:
             entry: dict[str, Any] = self.state.setdefault("steps", {}).setdefault(step_id, {})
-            entry.update(fields)
+            entry.update(redact_obj(fields))
             self.save()
             return dict(entry)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import shlex
-import tempfile
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
@@ -89,10 +89,11 @@ def run_script(script: str, ctx: StepContext, *, shell: str = "bash", cwd: str |
         start_new_session=True,  # its own process group: timeout and cancel kill every child
     )
     why: list[str] = []
+    finished = threading.Event()
 
     def watchdog() -> None:
         deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
-        while proc.poll() is None:
+        while not finished.wait(0.05):
             if ctx.cancel_event.is_set():
                 why.append("cancelled")
                 _kill_group(proc)
@@ -101,15 +102,16 @@ def run_script(script: str, ctx: StepContext, *, shell: str = "bash", cwd: str |
                 why.append("timeout")
                 _kill_group(proc)
                 return
-            time.sleep(0.05)
 
     try:
-        return _stream(proc, ctx, watchdog, why)
+        return _stream(proc, ctx, watchdog, why, finished)
     finally:
+        finished.set()
         script_path.unlink(missing_ok=True)
 
 
-def _stream(proc: subprocess.Popen[bytes], ctx: StepContext, watchdog: Any, why: list[str]) -> tuple[int, list[str]]:
+def _stream(proc: subprocess.Popen[bytes], ctx: StepContext, watchdog: Any, why: list[str],
+            finished: threading.Event) -> tuple[int, list[str]]:
     guard = threading.Thread(target=watchdog, daemon=True)
     guard.start()
     tail: deque[str] = deque(maxlen=30)
@@ -123,6 +125,7 @@ def _stream(proc: subprocess.Popen[bytes], ctx: StepContext, watchdog: Any, why:
     except BaseException:
         _kill_group(proc, grace=1.0)  # never leave the step's processes behind
         raise
+    finished.set()
     guard.join(timeout=5)
     if why and why[0] == "timeout":
         raise StepTimeout(f"timed out after {ctx.timeout:g} s", context="\n".join(tail))
