@@ -62,6 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(sp)
     sp.add_argument("--tui", action="store_true", help="show the run in the TUI")
 
+    sp = sub.add_parser("tui", help="run a sequence in the TUI, or watch / replay a run")
+    sp.add_argument("target", nargs="?", help="a sequence FILE (or builtin:NAME), or a RUN id/folder; default: newest run")
+    sp.add_argument("run_args", nargs=argparse.REMAINDER, help="run options, as for `run`")
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+
+    sp = sub.add_parser("rollback", help="restore the files a patch step changed")
+    sp.add_argument("run", help="run id or folder")
+    sp.add_argument("step", help="the patch step's id")
+    sp.add_argument("--force", action="store_true", help="restore even files changed since the patch")
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+
+    sp = sub.add_parser("verify", help="check an archive against its SHA-256 manifest")
+    sp.add_argument("zip")
+
+    sp = sub.add_parser("mlflow", help="the MLflow UI on this workspace's store (foreground)")
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+    sp.add_argument("--port", type=int, default=0, help="default: a free port")
+
     sp = sub.add_parser("validate", help="check sequence files (exit 0, or 2 with FILE:LINE:COL errors)")
     sp.add_argument("files", nargs="+")
     sp.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
@@ -99,6 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["start", "stop", "status", "open"])
     sp.add_argument("--json", action="store_true")
 
+    sp = sub.add_parser("serve", help="run a sequence on a schedule through Prefect (foreground)")
+    sp.add_argument("file")
+    group = sp.add_mutually_exclusive_group()
+    group.add_argument("--cron", metavar="EXPR")
+    group.add_argument("--interval", type=float, metavar="SECONDS")
+    sp.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
+    sp.add_argument("--name", help="schedule (deployment) name; default: from the title")
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+    sp.add_argument("--max-parallel", type=int, default=4, metavar="N")
+
+    sp = sub.add_parser("schedule", help="scheduled sequences: ls | pause NAME | resume NAME")
+    sp.add_argument("action", choices=["ls", "pause", "resume"])
+    sp.add_argument("name", nargs="?")
+    sp.add_argument("--json", action="store_true")
+
     sub.add_parser("schema", help="JSON Schema of the format (for editors)")
     sp = sub.add_parser("steps", help="the step kinds and their with: fields")
     sp.add_argument("--json", action="store_true")
@@ -133,8 +166,10 @@ def _main(argv: list[str]) -> int:
     if args.command is None:
         build_parser().print_help()
         return 0
-    if optional and args.command not in ("run", "tui"):
+    if optional and args.command not in ("run", "tui", "rollback"):
         raise UsageError(f"{', '.join(optional)} only applies to 'run'")
+    if args.command == "rollback" and optional.get("--force") is True:
+        args.force = True
     handler = globals()[f"cmd_{args.command}"]
     return int(handler(args, optional))
 
@@ -151,12 +186,20 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
     force = None if force_opt is None else (set() if force_opt is True else set(_ids(str(force_opt)) or []))
     printer = _LivePrinter(quiet=args.quiet)
     opts = RunOptions(
+        on_started=None if args.tui else printer.follow,
         file=args.file, params=args.param, only=_ids(args.only), from_step=args.from_step,
         dry_run=args.dry_run, resume=optional.get("--resume"), force=force,
         max_parallel=args.max_parallel, runner=args.runner, strict=args.strict,
-        workspace=args.workspace, agent=args.agent, quiet=args.quiet, on_event=printer,
+        workspace=args.workspace, agent=args.agent, quiet=args.quiet,
     )
-    result = run_sequence(opts)
+    if args.tui:
+        from codex_tasks.tui import run_with_tui
+
+        return int(run_with_tui(opts))
+    try:
+        result = run_sequence(opts)
+    finally:
+        printer.stop()
     rd = result.rundir
     if rd is not None:
         counts = json.loads((rd.path / "summary.json").read_text()).get("counts", {})
@@ -169,13 +212,43 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
 
 
 class _LivePrinter:
-    """One line per finished step, as events arrive."""
+    """One line per finished step, from the run's events file (so steps run by Dask workers show too)."""
 
     MARKS = {"step.succeeded": "✓", "step.failed": "✗", "step.cached": "↺", "step.manual": "✋",
              "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻"}
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
+        self._thread: Any = None
+        self._stop: Any = None
+        self._reader: Any = None
+
+    def follow(self, rd: Any) -> None:
+        import threading
+
+        from codex_tasks.runs.events import EventReader
+
+        self._reader = EventReader(rd.path / "events.ndjson")
+        self._reader.offset = (rd.path / "events.ndjson").stat().st_size if (rd.path / "events.ndjson").exists() else 0
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.wait(0.1):
+                self._drain()
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        for ev in self._reader.read_new():
+            self(ev)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=5)
+            self._drain()
+            self._thread = None
 
     def __call__(self, ev: dict[str, Any]) -> None:
         if self.quiet:
@@ -188,6 +261,43 @@ class _LivePrinter:
             dur = f" ({ev['duration']:.2f}s)" if isinstance(ev.get("duration"), int | float) and t == "step.succeeded" else ""
             print(f"  {self.MARKS[t]} {ev.get('step_id')} {t.split('.', 1)[1]}{dur}{': ' + extra if extra else ''}",
                   flush=True)
+
+
+def cmd_tui(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
+    from codex_tasks.tui import main as tui_main
+
+    extra = [k if v is True else f"{k}={v}" for k, v in optional.items()]
+    return int(tui_main(args.target, list(args.run_args) + extra, args.workspace))
+
+
+def cmd_rollback(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.runs.rundir import find_run
+    from codex_tasks.steps.patch import rollback
+
+    rd = find_run(_workspace(args), args.run)
+    restored = rollback(rd.path, args.step, force=bool(args.force))
+    print(f"restored {len(restored)} file(s)" + "".join(f"\n  {p}" for p in restored))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.steps.archive import verify_zip
+
+    if not Path(args.zip).is_file():
+        raise UsageError(f"{args.zip}: no such file")
+    result = verify_zip(args.zip)
+    if result.ok:
+        print(f"{args.zip}: ok ({result.files} files match the manifest)")
+        return 0
+    for problem in result.problems:
+        print(f"{args.zip}: {problem}", file=sys.stderr)
+    return 1
+
+
+def cmd_mlflow(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.mlflow_ui import serve_mlflow
+
+    return serve_mlflow(_workspace(args), port=args.port)
 
 
 def cmd_validate(args: argparse.Namespace, _: dict[str, Any]) -> int:
@@ -329,6 +439,33 @@ def cmd_server(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
         if os.environ.get("DISPLAY") or sys.platform == "darwin":
             webbrowser.open(url)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.schedule import serve
+
+    if args.interval is not None and args.interval <= 0:
+        raise UsageError("--interval must be positive")
+    return serve(args.file, cron=args.cron, interval=args.interval, params=args.param, name=args.name,
+                 workspace=args.workspace, max_parallel=args.max_parallel)
+
+
+def cmd_schedule(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks import schedule
+
+    if args.action == "ls":
+        rows = schedule.list_schedules()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif not rows:
+            print("no schedules (start one with codex-tasks serve FILE --cron EXPR)")
+        for r in rows if not args.json else []:
+            print(f"{r['name']:<28} {'paused' if r['paused'] else 'active':<7} {', '.join(r['schedules'])}")
+        return 0
+    if not args.name:
+        raise UsageError(f"schedule {args.action} needs a NAME", hint="codex-tasks schedule ls")
+    print(schedule.set_paused(args.name, args.action == "pause"))
     return 0
 
 

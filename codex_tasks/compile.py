@@ -133,6 +133,7 @@ class PhaseScheduler:
         self._check(step, state)
 
     def _check(self, step: PlannedStep, state: Any) -> None:
+        self.run.rundir.merge_remote(step.id)  # a step run in another process (Dask)
         status = self.status(step.id)
         if status is None or status == "running":
             # the task crashed before execute_step could record anything (a bug or a kill)

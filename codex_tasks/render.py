@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from codex_tasks.errors import ParamError
+from codex_tasks.shellquote import ShellLexer, UnsafePlaceholder
 from codex_tasks.spec.models import ParamSpec, Sequence
 
 BUILTINS = ("run_dir", "run_id", "workspace", "timestamp", "step_id", "phase_id")
@@ -165,7 +165,7 @@ def resolve_params(
     values: dict[str, Any] = dict(builtins or {})
     for key, value in spec.metadata.items():
         if key.startswith("default_") and len(key) > len("default_"):
-            values.setdefault(key[len("default_"):], value)
+            values[key[len("default_"):]] = value  # metadata ranks above built-ins
     for key, value in spec.metadata.items():
         values[key] = value
     pspecs = spec.all_params()
@@ -228,76 +228,13 @@ def param_env(spec: Sequence, values: Mapping[str, Any]) -> dict[str, str]:
 
 # ---------------------------------------------------------------- shell quoting context
 
-UNQUOTED, DOUBLE, SINGLE, ANSI_C, BACKTICK, SUBST = "U", "D", "S", "A", "B", "P"
 
-
-def _advance(stack: list[str], text: str) -> None:
-    """Advance the quoting-context stack over literal shell text."""
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        top = stack[-1]
-        if top == SINGLE:
-            if ch == "'":
-                stack.pop()
-        elif top == ANSI_C:
-            if ch == "\\":
-                i += 1
-            elif ch == "'":
-                stack.pop()
-        elif top == DOUBLE:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                stack.pop()
-            elif ch == "$" and text[i + 1: i + 2] == "(":
-                stack.append(SUBST)
-                i += 1
-            elif ch == "`":
-                stack.append(BACKTICK)
-        else:  # UNQUOTED, SUBST, BACKTICK
-            if ch == "\\":
-                i += 1
-            elif ch == "'":
-                stack.append(SINGLE)
-            elif ch == '"':
-                stack.append(DOUBLE)
-            elif ch == "$" and text[i + 1: i + 2] == "'":
-                stack.append(ANSI_C)
-                i += 1
-            elif ch == "$" and text[i + 1: i + 2] == "(":
-                stack.append(SUBST)
-                i += 1
-            elif ch == "`":
-                if top == BACKTICK:
-                    stack.pop()
-                else:
-                    stack.append(BACKTICK)
-            elif ch == "(" and top == SUBST:
-                stack.append(SUBST)
-            elif ch == ")" and top == SUBST:
-                stack.pop()
-        i += 1
-
-
-def shell_escape(value: str, stack: list[str]) -> str:
-    """Escape `value` so it is one literal piece of text at a position with this context stack."""
-    top = stack[-1]
-    if top == DOUBLE:
-        out = re.sub(r'([\\$`"])', r"\\\1", value)
-    elif top == SINGLE:
-        out = "'" + shlex.quote(value) + "'"
-    elif top == ANSI_C:
-        out = "'" + shlex.quote(value) + "$'"
-    else:
-        out = shlex.quote(value)
-    # Each enclosing backtick substitution strips one level of \\, \` and \$.
-    for ctx in reversed(stack[:-1] if top == BACKTICK else stack):
-        if ctx == BACKTICK:
-            out = re.sub(r"([\\`$])", r"\\\1", out)
-    if top == BACKTICK:
-        out = re.sub(r"([\\`$])", r"\\\1", out)
-    return out
+def shell_escape(value: str, lexer: ShellLexer) -> str:
+    """Escape `value` for the lexer's current position, or raise `RenderError`."""
+    try:
+        return lexer.escape(value)
+    except UnsafePlaceholder as exc:
+        raise RenderError(str(exc), hint=exc.hint) from None
 
 
 # ---------------------------------------------------------------- templates
@@ -353,27 +290,61 @@ def has_placeholders(text: str) -> bool:
     return any(kind != "lit" for kind, _ in _segments(text))
 
 
-def _compile(text: str, shell: bool) -> tuple[str, list[str], list[str]]:
-    """Jinja source for `text`, its literal pieces, and the legacy names it uses."""
+def _compile(text: str, shell: bool) -> tuple[str, list[str], list[str], list[ShellLexer]]:
+    """Jinja source for `text`, its literal pieces, and the legacy names it uses.
+
+    In shell lines each placeholder becomes `__q(value, k)`, where k is a snapshot of the quoting
+    context at that position (`__lexers[k]`)."""
     parts: list[str] = []
     lits: list[str] = []
     legacy: list[str] = []
-    stack = [UNQUOTED]
-    for kind, src in _segments(text):
+    pieces, lexers = _pieces(text, shell, lits)
+    for kind, src in pieces:
         if kind == "lit":
-            lits.append(src)
-            parts.append("{{ __lit[%d] }}" % (len(lits) - 1))
-            if shell:
-                _advance(stack, src)
+            parts.append("{{ __lit[" + src + "] }}")
         elif kind == "stmt":
             parts.append(src)
         else:
-            ctx = json.dumps(stack) if shell else "none"
-            expr = f"__p({json.dumps(src)})" if kind == "legacy" else f"({src})"
+            expr, ctx = src.split("\0")
             if kind == "legacy":
-                legacy.append(src)
-            parts.append("{{ __q(%s, %s) }}" % (expr, ctx))
-    return "".join(parts), lits, legacy
+                legacy.append(expr)
+                expr = f"__p({json.dumps(expr)})"
+            else:
+                expr = f"({expr})"
+            parts.append("{{ __q(" + expr + ", " + ctx + ") }}")
+    return "".join(parts), lits, legacy, lexers
+
+
+def _pieces(text: str, shell: bool, lits: list[str]) -> tuple[list[tuple[str, str]], list[ShellLexer]]:
+    """Segments with literal text stored in `lits`, and a snapshot of the quoting context at each
+    placeholder (its index travels with the placeholder)."""
+    out: list[tuple[str, str]] = []
+    lexer = ShellLexer() if shell else None
+    snapshots: list[ShellLexer] = []
+    segs = _segments(text)
+    for i, (kind, src) in enumerate(segs):
+        if kind == "lit":
+            if lexer is not None and i + 1 < len(segs) and segs[i + 1][0] in ("expr", "legacy"):
+                lexer.feed(src)
+                if lexer.ends_with_bare_dollar(src):
+                    src = src[:-1] + "\\$"  # keep the '$' literal: `$'...'` would decode escapes
+            elif lexer is not None:
+                lexer.feed(src)
+            lits.append(src)
+            out.append(("lit", str(len(lits) - 1)))
+        elif kind == "stmt":
+            out.append(("stmt", src))
+        else:
+            if lexer is not None:
+                import copy
+
+                snapshots.append(copy.deepcopy(lexer))
+                lexer.prev = "x"
+                ctx = str(len(snapshots) - 1)
+            else:
+                ctx = "none"
+            out.append((kind, src + "\0" + ctx))
+    return out, snapshots
 
 
 def _suggest(name: str, known: list[str]) -> str | None:
@@ -393,7 +364,7 @@ def unknown_names(text: str, known: list[str]) -> list[str]:
 
     env = _jinja()
     try:
-        src, _, _ = _compile(text, False)
+        src = _compile(text, False)[0]
         ast = env.parse(src)
     except TemplateSyntaxError as exc:
         raise RenderError(f"template syntax error: {exc.message}") from None
@@ -412,28 +383,31 @@ def render_string(text: str, values: Mapping[str, Any], *, shell: bool = False) 
             raise RenderError(f"unknown placeholder {{{name}}}", name=name, hint=_suggest(name, list(values)))
         return values[name]
 
-    def quote(value: Any, ctx: list[str] | None) -> str:
-        text_value = format_value(value)
-        return shell_escape(text_value, ctx) if ctx else text_value
+    lexers: list[ShellLexer] = []
 
-    segs = _segments(text)
-    if all(kind in ("lit", "legacy") for kind, _ in segs):
-        # legacy placeholders only: substitute directly, in one pass
+    def quote(value: Any, ctx: int | None) -> str:
+        text_value = format_value(value)
+        return shell_escape(text_value, lexers[ctx]) if ctx is not None else text_value
+
+    if all(kind in ("lit", "legacy") for kind, _ in _segments(text)):
+        # legacy placeholders only: substitute directly, in one pass, without Jinja
+        lits: list[str] = []
+        pieces, snaps = _pieces(text, shell, lits)
+        lexers.extend(snaps)
         out: list[str] = []
-        stack = [UNQUOTED]
-        for kind, src in segs:
+        for kind, src in pieces:
             if kind == "lit":
-                out.append(src)
-                if shell:
-                    _advance(stack, src)
+                out.append(lits[int(src)])
             else:
-                out.append(quote(lookup(src), list(stack) if shell else None))
+                pname, ctx = src.split("\0")
+                out.append(quote(lookup(pname), int(ctx) if ctx != "none" else None))
         return "".join(out)
     from jinja2 import TemplateSyntaxError, UndefinedError
     from jinja2.exceptions import SecurityError
 
     try:
-        src, lits, _ = _compile(text, shell)
+        src, lits, _, snaps = _compile(text, shell)
+        lexers.extend(snaps)
         template = _jinja().from_string(src)
     except TemplateSyntaxError as exc:
         raise RenderError(f"template syntax error: {exc.message}") from None
@@ -497,6 +471,14 @@ def evaluate(expr: str, values: Mapping[str, Any]) -> Any:
     except Exception as exc:
         raise RenderError(f"template error: {type(exc).__name__}: {exc}") from None
     if isinstance(result, StrictUndefined):
+        from jinja2 import meta
+
+        try:
+            names = sorted(set(meta.find_undeclared_variables(_jinja().parse("{{ " + expr + " }}"))) - set(values))
+        except TemplateSyntaxError:
+            names = []
+        if names:
+            raise RenderError(f"undefined variable {names[0]!r}", name=names[0], hint=_suggest(names[0], list(values)))
         raise RenderError(f"undefined expression {expr.strip()!r}")
     return result
 

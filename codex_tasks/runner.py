@@ -48,6 +48,7 @@ class RunOptions:
     quiet: bool = False
     on_event: Callable[[dict[str, Any]], None] | None = None
     on_started: Callable[[RunDir], None] | None = None
+    cancel_event: threading.Event | None = None  # set it to stop the run cleanly (as SIGUSR1 does)
 
 
 @dataclass
@@ -171,6 +172,7 @@ def run_sequence(opts: RunOptions) -> RunResult:
         previous=prev_steps,
         agent_command=opts.agent,
         cache=CacheIndex(workspace),
+        cancel_event=opts.cancel_event or threading.Event(),
     )
     if previous is not None:
         rd.events.emit("run.resumed", attempt=attempt, title=spec.title)
@@ -191,6 +193,7 @@ def run_sequence(opts: RunOptions) -> RunResult:
         status = "interrupted"
     finally:
         restore()
+        (rd.path / "cancel.requested").unlink(missing_ok=True)
         if run.cancel_event.is_set() and status != "succeeded":
             status = rd.state.get("cancel_status", "interrupted")
         _close_run(run, status, start)
@@ -214,6 +217,7 @@ def _install_interrupt(run: RunContext) -> Callable[[], None]:
     def handler(signum: int, frame: Any) -> None:
         hits["n"] += 1
         run.cancel_event.set()
+        run.rundir.request_cancel()
         if signum == signal.SIGUSR1:
             run.rundir.state["cancel_status"] = "cancelled"
         if hits["n"] == 1:
@@ -259,6 +263,8 @@ def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDi
         crash_stale_flow_runs(rd)
     flow_obj = compile_flow(run, max_parallel=opts.max_parallel, task_runner=task_runner)
     run_tags = ["codex-tasks", f"sequence:{run.plan.title}"[:100]]
+    run_tags += [f"param:{k}={v}"[:100] for k, v in sorted(rd.state.get("params", {}).items())
+                 if not isinstance(v, dict | list)][:20]
     if attempt > 1:
         run_tags.append(f"resume-{attempt - 1}")
     with temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags):
@@ -288,5 +294,9 @@ def _close_run(run: RunContext, status: str, start: float) -> None:
         run.cache.memo.save()
     summary = write_summary(rd, run.plan)
     write_report(rd, run.plan, summary)
+    if rd.state.get("flow_run_id") and not run.dry_run:
+        from codex_tasks.prefect_setup import attach_report
+
+        attach_report(rd, summary)
     event = {"succeeded": "run.finished", "failed": "run.failed"}.get(status, "run.interrupted")
     rd.events.emit(event, status=status, duration=duration)

@@ -41,6 +41,12 @@ class EventLog:
         self.listeners: list[Any] = []  # callables receiving each event (the CLI's live printer)
         path.parent.mkdir(parents=True, exist_ok=True)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "run_id": self.run_id}
+
+    def __setstate__(self, data: dict[str, Any]) -> None:
+        self.__init__(data["path"], data["run_id"])  # type: ignore[misc]
+
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         """Append one event and return it (as written, redacted)."""
         t = time.time()

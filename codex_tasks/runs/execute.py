@@ -20,7 +20,7 @@ from codex_tasks.runs.cache import CacheIndex, link_tree
 from codex_tasks.runs.errorcap import append_error, build_error_record
 from codex_tasks.runs.events import now_iso
 from codex_tasks.runs.hashing import deps_hash, expand, path_hash
-from codex_tasks.runs.rundir import RunDir
+from codex_tasks.runs.rundir import CANCEL_FILE, RunDir
 from codex_tasks.steps.base import StepContext, StepResult, kind_deps, kind_outputs
 
 OK_STATUSES = ("succeeded", "cached", "manual", "skipped")
@@ -44,6 +44,26 @@ class RunContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cache: CacheIndex | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data.pop("cancel_event")
+        return data
+
+    def __setstate__(self, data: dict[str, Any]) -> None:
+        # In another process (a Dask worker): cancel is seen through the run folder's mark.
+        self.__dict__.update(data)
+        self.cancel_event = threading.Event()
+        mark = self.rundir.path / CANCEL_FILE
+        event = self.cancel_event
+
+        def watch() -> None:
+            while not event.is_set():
+                if mark.exists():
+                    event.set()
+                time.sleep(0.5)
+
+        threading.Thread(target=watch, daemon=True).start()
 
     def forced(self, step_id: str) -> bool:
         return self.force is not None and (not self.force or step_id in self.force)
@@ -212,6 +232,12 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
     module = _kind_module(step)
     ctx = _context(step, run, attempt)
     cfg = step.config if step.config is not None else module.With()
+    if step.kind == "manual" and run.agent_command:
+        # `run --agent CMD`: a description-only step goes to the coding agent (scratch tree, gated patch)
+        from codex_tasks.steps import agent
+
+        module = agent
+        cfg = agent.config_for_command(run.agent_command)
     cacheable = cache_mode(step, module) and not run.dry_run
     fp = None
     if cacheable and run.cache is not None:

@@ -43,6 +43,12 @@ class HashMemo:
             except (OSError, ValueError):
                 self._data = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"file": self.file}
+
+    def __setstate__(self, data: dict[str, Any]) -> None:
+        self.__init__(data["file"])  # type: ignore[misc]
+
     def file_hash(self, path: Path) -> str:
         st = path.stat()
         key = str(path.resolve())

@@ -22,6 +22,8 @@ from codex_tasks.runs.files import read_json, write_json_atomic, write_text_atom
 from codex_tasks.runs.redact import redact_obj
 
 CODEX_DIR = ".codex"
+REMOTE_STATE = "step_state.json"
+CANCEL_FILE = "cancel.requested"
 FINAL_STATUSES = ("succeeded", "failed", "cached", "manual", "skipped", "not_run")
 
 
@@ -53,6 +55,17 @@ class RunDir:
     state: dict[str, Any] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _events: EventLog | None = field(default=None, repr=False)
+    remote: bool = False  # a copy in another process (a Dask worker): it never writes state.json
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            return {"path": self.path, "run_id": self.run_id, "state": self.state}
+
+    def __setstate__(self, data: dict[str, Any]) -> None:
+        self.path, self.run_id, self.state = data["path"], data["run_id"], data["state"]
+        self._lock = threading.RLock()
+        self._events = None
+        self.remote = True
 
     # ------------------------------------------------------------ creation and lookup
 
@@ -87,6 +100,8 @@ class RunDir:
     # ------------------------------------------------------------ state
 
     def save(self) -> None:
+        if self.remote:
+            return
         with self._lock:
             self.state["updated"] = now_iso()
             # values are redacted as they enter the state (update_step), not on every save
@@ -96,8 +111,29 @@ class RunDir:
         with self._lock:
             entry: dict[str, Any] = self.state.setdefault("steps", {}).setdefault(step_id, {})
             entry.update(redact_obj(fields))
-            self.save()
+            if self.remote:
+                # the run's process owns state.json; it merges this file when the step ends
+                write_json_atomic(self.step_dir(step_id) / REMOTE_STATE, entry, redacted=False)
+            else:
+                self.save()
             return dict(entry)
+
+    def merge_remote(self, step_id: str) -> bool:
+        """Take in a step's state written by another process (see `remote`)."""
+        f = self.step_dir(step_id) / REMOTE_STATE
+        try:
+            entry = read_json(f)
+        except (OSError, ValueError):
+            return False
+        f.unlink(missing_ok=True)
+        if isinstance(entry, dict):
+            self.update_step(step_id, **entry)
+            return True
+        return False
+
+    def request_cancel(self) -> None:
+        """Leave a mark that processes without our signal handler (Dask workers) watch for."""
+        (self.path / CANCEL_FILE).touch()
 
     def step_state(self, step_id: str) -> dict[str, Any]:
         with self._lock:

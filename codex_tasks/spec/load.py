@@ -114,7 +114,7 @@ def pydantic_errors(
     """Map Pydantic errors to located `SpecError`s with hints."""
     out: list[SpecError] = []
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p and "]" in p))
+        loc = _data_loc(tuple(err["loc"]), data)
         kind = err["type"]
         msg = err["msg"]
         hint = None
@@ -144,6 +144,30 @@ def pydantic_errors(
     return out
 
 
+def _data_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """Pydantic's error location without its internal parts (union members, validator names):
+    keep a part only where it indexes the data."""
+    if data is None:
+        return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or "-" in p and p not in ("on_error",))))
+    out: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not out[-1:] == [part]:
+            # a missing key (the error is about it) ends the path; internal tags are skipped
+            if not any(c in part for c in "[]()") and part not in ("function-after", "function-before"):
+                out.append(part)
+                node = None
+        elif node is None:
+            break
+    return tuple(out)
+
+
 def read_sequence_file(file: Path) -> tuple[str, Any, Positions]:
     """Read and parse one file."""
     try:
@@ -158,9 +182,12 @@ def read_sequence_file(file: Path) -> tuple[str, Any, Positions]:
     if data is None:
         raise SpecError("the file is empty", file=str(file), hint="a sequence needs at least 'title' and 'phases'")
     if not isinstance(data, dict):
+        line, col = pos.get((), (1, 1))
         raise SpecError(
             f"the top level must be a mapping, not a {type(data).__name__}",
             file=str(file),
+            line=line,
+            col=col,
             hint="start with 'title:' and 'phases:'",
         )
     return text, data, pos
@@ -187,12 +214,19 @@ def load_sequence(file: str | Path, *, _seen: tuple[Path, ...] = ()) -> LoadedSe
     if spec.include:
         inc_phases: list[Phase] = []
         inc_params: dict[str, Any] = {}
+        inc_legacy: dict[str, Any] = {}
+        inc_meta: dict[str, Any] = {}
         for i, rel in enumerate(spec.include):
-            inc_path = (path.parent / rel).resolve()
+            try:
+                inc_path = (path.parent / rel).resolve()
+                exists = inc_path.is_file()
+            except (OSError, ValueError) as exc:
+                errors.append(origin.error(f"bad include path {rel[:80]!r}: {exc}", "include", i))
+                continue
             if inc_path in _seen or inc_path == path.resolve():
                 errors.append(origin.error(f"include cycle through {rel!r}", "include", i))
                 continue
-            if not inc_path.is_file():
+            if not exists:
                 errors.append(origin.error(f"included file {rel!r} not found", "include", i,
                                            hint=f"paths are relative to {path.parent or '.'}"))
                 continue
@@ -206,12 +240,16 @@ def load_sequence(file: str | Path, *, _seen: tuple[Path, ...] = ()) -> LoadedSe
                 continue
             inc_phases.extend(sub.spec.phases)
             inc_params.update(sub.spec.params)
+            inc_legacy.update(sub.spec.cli_parameters)
+            inc_meta.update(sub.spec.metadata)
             for k, o in sub.step_origins.items():
                 loaded.step_origins.setdefault(k, o)
             for k, o in sub.phase_origins.items():
                 loaded.phase_origins.setdefault(k, o)
         spec.phases[:0] = inc_phases
         spec.params = {**inc_params, **spec.params}
+        spec.cli_parameters = {**inc_legacy, **spec.cli_parameters}
+        spec.metadata = {**inc_meta, **spec.metadata}
 
     if not _seen and not spec.title.strip():
         errors.append(origin.error("missing required field 'title'", "title", hint="add 'title: <what this sequence does>'"))
@@ -229,12 +267,12 @@ def check_references(loaded: LoadedSequence) -> list[SpecError]:
     spec = loaded.spec
     errors: list[SpecError] = []
     seen_phase: set[str] = set()
-    for phase in spec.phases:
+    n_included = len(spec.phases) - len([p for p in loaded.spec.phases])
+    for pi, phase in enumerate(spec.phases):
         if phase.key in seen_phase:
-            o = loaded.phase_origins[phase.key]
-            errors.append(SpecError(f"duplicate phase id {phase.key!r}", file=o.file,
-                                    line=o.at("id")[0], col=o.at("id")[1], path=format_path(o.base),
-                                    hint="phase ids must be unique"))
+            o = Origin(loaded.origin.file, loaded.origin.positions, ("phases", pi - max(0, n_included)))
+            field_name = "id" if phase.id is not None else "number"
+            errors.append(o.error(f"duplicate phase id {phase.key!r}", field_name, hint="phase ids must be unique"))
         seen_phase.add(phase.key)
 
     seen: dict[str, int] = {}
@@ -264,7 +302,8 @@ def check_references(loaded: LoadedSequence) -> list[SpecError]:
                     errors.append(o.error(f"needs {need!r}, which is in a later phase", "needs", ni,
                                           hint="phases run in order; move the step or drop the need"))
             errors.extend(_check_kind(step, o, KINDS))
-        cycle = _find_cycle(phase_edges(phase))
+        ids_here = [s.id for s in phase.steps]
+        cycle = None if len(set(ids_here)) != len(ids_here) else _find_cycle(phase_edges(phase))
         if cycle:
             first = cycle[0]
             o = loaded.step_origins.get(first, loaded.origin)
@@ -308,28 +347,26 @@ def _check_kind(step: Step, o: Origin, kinds: dict[str, str]) -> list[SpecError]
 
 
 def _find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
+    """A cycle in the graph, if any (iterative: a long chain of needs must not hit the recursion limit)."""
     color: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str] | None:
-        color[n] = 1
-        stack.append(n)
-        for m in edges.get(n, []):
-            if m not in edges:
+    for root in edges:
+        if color.get(root, 0):
+            continue
+        path: list[str] = [root]
+        iters = [iter(edges.get(root, []))]
+        color[root] = 1
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                color[path.pop()] = 2
+                iters.pop()
                 continue
-            if color.get(m) == 1:
-                return stack[stack.index(m):]
-            if color.get(m, 0) == 0:
-                found = visit(m)
-                if found:
-                    return found
-        stack.pop()
-        color[n] = 2
-        return None
-
-    for n in edges:
-        if color.get(n, 0) == 0:
-            found = visit(n)
-            if found:
-                return found
+            if nxt not in edges:
+                continue
+            if color.get(nxt) == 1:
+                return path[path.index(nxt):]
+            if color.get(nxt, 0) == 0:
+                color[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(edges.get(nxt, [])))
     return None

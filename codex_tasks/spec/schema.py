@@ -6,6 +6,7 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from codex_tasks.spec.models import Sequence
 
@@ -51,6 +52,10 @@ def describe_model(model: type[BaseModel]) -> list[dict[str, Any]]:
     out = []
     for name, f in model.model_fields.items():
         default = None if f.is_required() else (f.default_factory() if f.default_factory else f.default)  # type: ignore[call-arg]
+        try:
+            default = to_jsonable_python(default)
+        except Exception:  # a default that has no JSON form: show its text
+            default = str(default)
         out.append({"name": f.alias or name, "type": _type_name(f.annotation), "required": f.is_required(),
                     "default": default, "description": f.description or ""})
     return out

@@ -17,8 +17,13 @@ from codex_tasks.errors import SpecError
 Path_ = tuple[str | int, ...]
 Positions = dict[Path_, tuple[int, int]]
 
-# Keys whose scalar values are identifiers: keep the source text even when YAML reads a number.
-_ID_KEYS = {"id", "needs"}
+def _is_id_path(path: Path_) -> bool:
+    """Phase and step ids and `needs` items: kept as the text written, even when YAML reads a number."""
+    if len(path) == 3 and path[0] == "phases" and path[2] in ("id", "number"):
+        return True
+    if len(path) == 5 and path[0] == "phases" and path[2] == "steps" and path[4] in ("id", "needs"):
+        return True
+    return False
 
 
 class _Loader(yaml.SafeLoader):
@@ -52,12 +57,19 @@ def _construct(node: yaml.Node, path: Path_, pos: Positions, file: str, raw_scal
                     hint="each key may appear once in a mapping; remove or rename one",
                 )
             pos[path + (key_s, "<key>")] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key_s] = _construct(value_node, path + (key_s,), pos, file, key_s in _ID_KEYS)
+            out[key_s] = _construct(value_node, path + (key_s,), pos, file, _is_id_path(path + (key_s,)))
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, path + (i,), pos, file, raw_scalars) for i, item in enumerate(node.value)]
     assert isinstance(node, yaml.ScalarNode)
-    value = _Loader("").construct_object(node)
+    try:
+        value = _Loader("").construct_object(node)
+    except yaml.constructor.ConstructorError:
+        raise
+    except Exception:  # a tag whose value does not fit: `!!int lots`
+        raise SpecError(f"invalid YAML value {node.value!r} for tag {node.tag}", file=file,
+                        line=node.start_mark.line + 1, col=node.start_mark.column + 1, path=_fmt(path),
+                        hint="drop the explicit tag or fix the value") from None
     if raw_scalars and isinstance(value, int | float) and not isinstance(value, bool):
         return str(node.value)  # `id: 1.10` stays "1.10", not 1.1
     return value
@@ -82,8 +94,13 @@ def load_yaml_with_positions(text: str, file: str = "<string>") -> tuple[Any, Po
     """Parse one YAML document; return (data, positions). Raises `SpecError` on bad YAML."""
     try:
         node = yaml.compose(text, Loader=_Loader)
+    except RecursionError:
+        raise SpecError("invalid YAML: nested too deeply", file=file) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and exc.problem_mark is not None and (
+                "end of stream" in str(exc.problem) or exc.problem_mark.index >= len(text) - 1):
+            mark = exc.context_mark  # an unclosed quote or bracket: point where it opened
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or str(exc).splitlines()[0]
         if exc.context:

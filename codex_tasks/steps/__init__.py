@@ -12,6 +12,18 @@ __all__ = ["KINDS", "StepContext", "StepResult", "WithModel", "load_kind", "kind
 # name -> module. Adding a kind: write the module, add one line here.
 KINDS: dict[str, str] = {
     "shell": "codex_tasks.steps.shell",
+    "tokenize": "codex_tasks.steps.tokenize",
+    "train": "codex_tasks.steps.train",
+    "evaluate": "codex_tasks.steps.evaluate",
+    "checkpoint_prune": "codex_tasks.steps.checkpoint_prune",
+    "audit": "codex_tasks.steps.audit",
+    "patch": "codex_tasks.steps.patch",
+    "safety_scan": "codex_tasks.steps.safety_scan",
+    "provenance": "codex_tasks.steps.provenance",
+    "test": "codex_tasks.steps.test_runner",
+    "archive": "codex_tasks.steps.archive",
+    "changelog": "codex_tasks.steps.changelog",
+    "agent": "codex_tasks.steps.agent",
 }
 
 

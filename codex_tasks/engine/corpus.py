@@ -1,0 +1,125 @@
+"""Finding a corpus: glob patterns over a folder, excluded folders pruned while walking."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CORPUS = ["**/*.py", "docs/**/*.md"]
+DEFAULT_EXCLUDE = [
+    ".codex/**",
+    ".venv/**",
+    "venv/**",
+    ".git/**",
+    "**/__pycache__/**",
+    "**/node_modules/**",
+    "**/site-packages/**",
+]
+
+
+@lru_cache(maxsize=256)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A glob with `**` (any folders), `*` and `?` (within one path part) as a regex."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def _matches(rel: str, patterns: list[str]) -> bool:
+    return any(glob_regex(p).match(rel) for p in patterns)
+
+
+def find_files(root: Path, patterns: list[str], exclude: list[str] | None = None) -> list[Path]:
+    """Files under `root` matching any pattern and no exclude pattern, sorted by path.
+
+    An absolute pattern or one naming an existing file is taken as is.
+    """
+    exclude = DEFAULT_EXCLUDE if exclude is None else exclude
+    found: set[Path] = set()
+    rel_patterns = []
+    for pat in patterns:
+        p = Path(pat)
+        if p.is_absolute() and p.is_file():
+            found.add(p)
+        elif (root / pat).is_file():
+            found.add(root / pat)
+        else:
+            rel_patterns.append(pat)
+    if rel_patterns:
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel_dir = os.path.relpath(dirpath, root)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+            # prune excluded folders before descending (a .venv holds gigabytes)
+            dirnames[:] = sorted(d for d in dirnames if not _matches(f"{rel_dir}{d}/", exclude))
+            for name in filenames:
+                rel = rel_dir + name
+                if _matches(rel, rel_patterns) and not _matches(rel, exclude):
+                    found.add(Path(dirpath) / name)
+    return sorted(found)
+
+
+@dataclass
+class Document:
+    path: str
+    text: str
+
+
+def read_documents(files: list[Path], root: Path) -> tuple[list[Document], list[str]]:
+    """Read UTF-8 text files; returns the documents and the paths skipped (not UTF-8, empty)."""
+    docs: list[Document] = []
+    skipped: list[str] = []
+    for f in files:
+        try:
+            rel = str(f.relative_to(root))
+        except ValueError:
+            rel = str(f)
+        try:
+            # newline="" keeps \r\n as written: the tokenizer must round-trip the file exactly
+            with open(f, encoding="utf-8", newline="") as fh:
+                text = fh.read()
+        except (UnicodeDecodeError, OSError):
+            skipped.append(rel)
+            continue
+        if not text:
+            skipped.append(rel)
+            continue
+        docs.append(Document(rel, text))
+    return docs, skipped
+
+
+def split_documents(docs: list[Document], eval_fraction: float, seed: int) -> tuple[list[Document], list[Document]]:
+    """A seeded document-level train/eval split (a lone document is split at a line boundary)."""
+    if eval_fraction <= 0 or not docs:
+        return docs, []
+    if len(docs) == 1:
+        text = docs[0].text
+        cut = text.rfind("\n", 0, int(len(text) * (1 - eval_fraction))) + 1
+        if cut <= 0 or cut >= len(text):
+            return docs, []
+        return [Document(docs[0].path, text[:cut])], [Document(docs[0].path, text[cut:])]
+    n_eval = min(len(docs) - 1, max(1, round(len(docs) * eval_fraction)))
+    chosen = set(np.random.default_rng(seed).permutation(len(docs))[:n_eval].tolist())
+    train = [d for i, d in enumerate(docs) if i not in chosen]
+    evals = [d for i, d in enumerate(docs) if i in chosen]
+    return train, evals

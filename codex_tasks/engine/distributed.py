@@ -1,0 +1,454 @@
+"""Distributed training: the engine's loop under `torchrun` (DDP), launched as a subprocess.
+
+Two halves:
+
+- **The launcher** (`launch`, in the step's process): writes a spec file, starts
+  `python -m torch.distributed.run ... -m codex_tasks.engine.distributed SPEC` in a new session,
+  streams its output line by line to `hooks.log`, turns rank 0's event lines (`CODEX_EVENT {json}`
+  on stdout) into `hooks.progress` / `hooks.metric` / `hooks.log`, and maps the outcome: the
+  summary, `RunInterrupted` (cancelled; a checkpoint was saved), or `StepFailed` with the failing
+  rank's last error line.
+- **The worker** (`worker_main`, in every rank): reads the spec, joins the process group (gloo on
+  CPU, NCCL on CUDA) and runs `Trainer` with a `DistInfo`. Rank 0 alone prints events, writes
+  checkpoints, metrics, MLflow and the final model; every rank writes `errors/rank-<r>.json` when it
+  fails.
+
+Cancel: the launcher creates the spec's `cancel_file`; each rank checks it (and whether the launcher
+is still alive, and SIGTERM/SIGINT) before every step, the ranks agree by an all-reduce, rank 0 saves
+a checkpoint, and all exit 0. If that takes longer than `cancel_grace`, torchrun gets SIGTERM
+(which it forwards), and at last every process of the tree gets SIGKILL.
+
+This module imports torch only inside functions; it never imports Prefect.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codex_tasks.engine.hooks import Hooks
+from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
+
+if TYPE_CHECKING:
+    from codex_tasks.engine.config import TrainSettings
+
+EVENT_PREFIX = "CODEX_EVENT "
+SPEC_FILE = "spec.json"
+WORKER_MODULE = "codex_tasks.engine.distributed"
+TERM_GRACE = 40.0  # after SIGTERM: torchrun's own shutdown timeout (30 s) plus a margin
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands in the job (the default: one process, no process group)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    backend: str = ""
+
+
+# ---- collectives the trainer uses (every rank must call them) -------------------------------------
+
+
+def any_rank(flag: bool, device: Any) -> bool:
+    """True on every rank when `flag` is true on any rank."""
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def broadcast_object(obj: Any, device: Any) -> Any:
+    """Rank 0's `obj` on every rank."""
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, device=device if getattr(device, "type", "") == "cuda" else None)
+    return box[0]
+
+
+def gather_to_main(obj: Any, device: Any) -> list[Any] | None:
+    """Every rank's `obj`, in rank order, on rank 0 (None elsewhere)."""
+    import torch.distributed as dist
+
+    out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    # NCCL moves the pickled bytes through the current CUDA device (set by the trainer)
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+# ---- the worker ---------------------------------------------------------------------------------
+
+
+def _emit(kind: str, **fields: Any) -> None:
+    """One event line on stdout (one write, flushed): the launcher turns it into a run event."""
+    sys.stdout.write(EVENT_PREFIX + json.dumps({"kind": kind, **fields}, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class WorkerHooks(Hooks):
+    """Rank 0 prints progress, metrics and log lines as event lines; other ranks stay quiet.
+
+    `cancelled` is true after SIGTERM/SIGINT, when the launcher's cancel file exists, or when the
+    launcher process is gone (so an orphaned job checkpoints and stops instead of running on).
+    """
+
+    def __init__(self, rank: int, cancel_file: str | None = None, parent_pid: int | None = None) -> None:
+        super().__init__()
+        self.rank = rank
+        self.cancel_file = Path(cancel_file) if cancel_file else None
+        self.parent_pid = parent_pid
+        self.orphaned = False
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        """An event line from rank 0; a closed pipe means the launcher is gone: stop (with a checkpoint)."""
+        if self.rank != 0 or self.orphaned:
+            return
+        try:
+            _emit(kind, **fields)
+        except OSError:  # BrokenPipeError: nobody reads our output any more
+            self.orphaned = True
+            self.cancel_event.set()
+
+    def progress(self, done: float, total: float | None, unit: str, **extra: Any) -> None:
+        self.emit("progress", done=done, total=total, unit=unit, extra=extra)
+
+    def metric(self, name: str, value: float, *, step: int | None = None, split: str | None = None) -> None:
+        self.emit("metric", name=name, value=value, step=step, split=split)
+
+    def log(self, line: str) -> None:
+        self.emit("log", line=line)
+
+    @property
+    def cancelled(self) -> bool:
+        if self.cancel_event.is_set():
+            return True
+        if self.cancel_file is not None and self.cancel_file.exists():
+            self.cancel_event.set()
+        elif self.parent_pid is not None and not _alive(self.parent_pid):
+            self.cancel_event.set()
+        return self.cancel_event.is_set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _one_line(e: BaseException) -> tuple[str, str | None]:
+    if isinstance(e, CodexTasksError):
+        return e.message.splitlines()[0] if e.message else type(e).__name__, e.hint
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__, None
+
+
+def pick_backend(settings: TrainSettings) -> str:
+    import torch
+
+    spec = settings.distributed
+    if spec is not None and spec.backend != "auto":
+        return spec.backend
+    return "nccl" if settings.device != "cpu" and torch.cuda.is_available() else "gloo"
+
+
+def worker_main(argv: list[str] | None = None, hooks_class: type[WorkerHooks] = WorkerHooks) -> int:
+    """One rank: `python -m codex_tasks.engine.distributed SPEC` under torchrun. Returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    hooks = hooks_class(rank, spec.get("cancel_file"), spec.get("parent_pid"))
+    for sig in (signal.SIGTERM, signal.SIGINT):  # torchrun forwards these: stop at the next step
+        signal.signal(sig, lambda *_: hooks.cancel_event.set())
+    initialised = False
+    try:
+        import torch
+        import torch.distributed as tdist
+
+        from codex_tasks.engine.config import TrainSettings
+        from codex_tasks.engine.trainer import Trainer
+
+        settings = TrainSettings.model_validate(spec["settings"])
+        backend = pick_backend(settings)
+        if backend == "nccl":
+            if local_rank >= torch.cuda.device_count():
+                raise StepFailed(
+                    f"local rank {local_rank} has no GPU: {torch.cuda.device_count()} visible",
+                    hint="set distributed.nproc_per_node to at most the number of GPUs",
+                )
+            torch.cuda.set_device(local_rank)
+        tdist.init_process_group(backend=backend)
+        initialised = True
+        trainer = Trainer(
+            settings,
+            hooks,
+            run_id=spec["run_id"],
+            run_name=spec.get("run_name"),
+            tracking_uri=spec.get("tracking_uri"),
+            artifact_location=Path(spec["artifact_location"]) if spec.get("artifact_location") else None,
+            dist=DistInfo(rank, local_rank, world, backend),
+        )
+        summary = trainer.run()
+        hooks.emit("result", summary=summary)
+        return 0
+    except RunInterrupted as e:
+        hooks.emit("interrupted", message=e.message)
+        return 0
+    except BaseException as e:  # noqa: B036 - every failure becomes one line for the launcher
+        initialised = False  # a failed group may hang in teardown: just exit
+        message, hint = _one_line(e)
+        errors = Path(spec["error_dir"])
+        errors.mkdir(parents=True, exist_ok=True)
+        record = {"rank": rank, "time": time.time(), "message": message, "hint": hint}
+        tmp = errors / f".rank-{rank}.json.tmp"
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(tmp, errors / f"rank-{rank}.json")
+        with contextlib.suppress(OSError):
+            print(f"[rank {rank}] error: {message}", file=sys.stderr, flush=True)
+            if not isinstance(e, CodexTasksError):
+                import traceback
+
+                traceback.print_exc()
+        return 1
+    finally:
+        if initialised:
+            with contextlib.suppress(Exception):
+                import torch.distributed as tdist
+
+                tdist.destroy_process_group()
+
+
+# ---- the launcher -------------------------------------------------------------------------------
+
+
+def free_port(addr: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((addr.strip("[]"), 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Launch:
+    """A prepared torchrun job: its command, environment and files."""
+
+    cmd: list[str]
+    env: dict[str, str]
+    workdir: Path
+    cancel_file: Path
+    error_dir: Path
+    master_port: int
+
+
+def prepare(
+    settings: TrainSettings,
+    *,
+    run_id: str,
+    run_name: str | None = None,
+    tracking_uri: str | None = None,
+    artifact_location: Path | None = None,
+    env: dict[str, str] | None = None,
+    workdir: Path | None = None,
+    entry: list[str] | None = None,
+) -> Launch:
+    """Write the spec file and build the torchrun command (`entry` replaces `-m <worker module>`)."""
+    spec = settings.distributed
+    if spec is None:
+        raise StepFailed("distributed training needs `distributed:` settings")
+    workdir = Path(workdir or Path(settings.out) / ".torchrun")
+    if workdir.exists():
+        import shutil
+
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    cancel_file, error_dir = workdir / "cancel", workdir / "errors"
+    port = spec.master_port or free_port(spec.master_addr)
+    (workdir / SPEC_FILE).write_text(
+        json.dumps(
+            {
+                "settings": settings.model_dump(mode="json"),
+                "run_id": run_id,
+                "run_name": run_name,
+                "tracking_uri": tracking_uri,
+                "artifact_location": str(artifact_location) if artifact_location else None,
+                "cancel_file": str(cancel_file),
+                "error_dir": str(error_dir),
+                "parent_pid": os.getpid(),
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run",
+        f"--nnodes={spec.nnodes}", f"--nproc-per-node={spec.nproc_per_node}", f"--node-rank={spec.node_rank}",
+        f"--master-addr={spec.master_addr}", f"--master-port={port}", "--max-restarts=0",
+        *(entry or ["-m", WORKER_MODULE]), str(workdir / SPEC_FILE),
+    ]  # fmt: skip
+    child_env = {**os.environ, **(env or {})}
+    root = str(Path(__file__).resolve().parents[2])  # so the workers import this very package
+    child_env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [child_env.get("PYTHONPATH")])])
+    child_env.setdefault("OMP_NUM_THREADS", str(settings.threads or 1))  # torchrun's default, without its warning
+    child_env["PYTHONUNBUFFERED"] = "1"
+    return Launch(cmd, child_env, workdir, cancel_file, error_dir, port)
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (torchrun starts each worker in a session of its own)."""
+    try:
+        import psutil
+
+        return [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    except Exception:
+        return [pid]
+
+
+def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal the process group of `pid` and of each of its descendants."""
+    for p in _tree(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(p, sig)  # a worker leads its own group; the group may already be gone
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p, sig)
+
+
+def failure_reason(error_dir: Path, tail: list[str], returncode: int) -> tuple[str, str | None]:
+    """The first failing rank's error line, else the last error-looking line of the output."""
+    records = []
+    for f in sorted(error_dir.glob("rank-*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            records.append(json.loads(f.read_text(encoding="utf-8")))
+    if records:
+        first = min(records, key=lambda r: (r.get("time", 0), r.get("rank", 0)))
+        return f"rank {first['rank']}: {first['message']}", first.get("hint")
+    lines = [ln.strip() for ln in tail if ln.strip()]
+    for ln in reversed(lines):
+        if "Error" in ln or "error" in ln or "Exception" in ln:
+            return f"torchrun exited with code {returncode}: {ln}", None
+    return f"torchrun exited with code {returncode}" + (f": {lines[-1]}" if lines else ""), None
+
+
+def launch(
+    settings: TrainSettings,
+    hooks: Hooks,
+    *,
+    run_id: str,
+    run_name: str | None = None,
+    tracking_uri: str | None = None,
+    artifact_location: Path | None = None,
+    env: dict[str, str] | None = None,
+    workdir: Path | None = None,
+    entry: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run training under torchrun; returns rank 0's summary (see the module docstring)."""
+    spec = settings.distributed
+    assert spec is not None
+    job = prepare(settings, run_id=run_id, run_name=run_name, tracking_uri=tracking_uri,
+                  artifact_location=artifact_location, env=env, workdir=workdir, entry=entry)
+    hooks.log(
+        f"torchrun: {spec.nproc_per_node} process(es) per node x {spec.nnodes} node(s) "
+        f"(node rank {spec.node_rank}), master {spec.master_addr}:{job.master_port}"
+    )
+    outcome: dict[str, Any] = {}
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    proc = subprocess.Popen(
+        job.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=job.env, start_new_session=True,
+        text=True, encoding="utf-8", errors="replace", bufsize=1,
+    )
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
+            if line.startswith(EVENT_PREFIX):
+                try:
+                    event = json.loads(line[len(EVENT_PREFIX):])
+                except ValueError:
+                    hooks.log(line)
+                    continue
+                kind = event.get("kind")
+                if kind == "progress":
+                    hooks.progress(event["done"], event.get("total"), event.get("unit", "step"), **event.get("extra", {}))
+                elif kind == "metric":
+                    hooks.metric(event["name"], event["value"], step=event.get("step"), split=event.get("split"))
+                elif kind == "log":
+                    hooks.log(str(event.get("line", "")))
+                elif kind in ("result", "interrupted"):
+                    outcome[kind] = event
+                continue
+            tail.append(line)
+            hooks.log(line)
+
+    reader = threading.Thread(target=pump, name="torchrun-output", daemon=True)
+    reader.start()
+    cancelled_at = term_at = None
+    try:
+        while proc.poll() is None:
+            now = time.monotonic()
+            if cancelled_at is None and hooks.cancelled:
+                cancelled_at = now
+                job.cancel_file.touch()  # the ranks see it before their next step and checkpoint
+                hooks.log("cancel requested: torchrun ranks will checkpoint and stop")
+            elif cancelled_at is not None and term_at is None and now - cancelled_at > spec.cancel_grace:
+                term_at = now
+                hooks.log(f"torchrun did not stop within {spec.cancel_grace:g} s: sending SIGTERM")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)  # torchrun forwards it to the workers
+            elif term_at is not None and now - term_at > TERM_GRACE:
+                hooks.log("torchrun still running: killing its process tree")
+                kill_tree(proc.pid)
+                break
+            if cancelled_at is None:
+                hooks.cancel_event.wait(0.05)  # react to a cancel at once
+            else:
+                time.sleep(0.05)
+        returncode = proc.wait()
+    finally:
+        if proc.poll() is None:  # we are being torn down ourselves (e.g. KeyboardInterrupt)
+            job.cancel_file.touch()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            kill_tree(proc.pid)
+            proc.wait()
+        reader.join(timeout=10)
+    try:
+        if "result" in outcome and returncode == 0:
+            summary: dict[str, Any] = outcome["result"]["summary"]
+            return summary
+        if "interrupted" in outcome or cancelled_at is not None:
+            message = outcome.get("interrupted", {}).get("message") or f"distributed training cancelled (torchrun exit {returncode})"
+            raise RunInterrupted(message)
+        if returncode == 0:  # a node without global rank 0: nothing to report but success
+            return {"node_rank": spec.node_rank, "steps": None}
+        message, hint = failure_reason(job.error_dir, list(tail), returncode)
+        raise StepFailed(f"distributed training failed: {message}", hint=hint)
+    finally:
+        import shutil
+
+        shutil.rmtree(job.workdir, ignore_errors=True)  # the spec may hold a tracking URI with credentials
+
+
+if __name__ == "__main__":
+    # run as `python -m`: call the imported module's function, so `DistInfo` etc. are one class
+    from codex_tasks.engine import distributed as _self
+
+    sys.exit(_self.worker_main(sys.argv[1:]))

@@ -1,0 +1,73 @@
+"""A background sampler of CPU/RAM (psutil) and GPU utilisation/memory (pynvml, where present)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+def sample_system() -> dict[str, float]:
+    """One reading: CPU %, RAM used (GB), this process's RSS (GB), and per-GPU figures."""
+    import psutil
+
+    vm = psutil.virtual_memory()
+    out = {
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "ram_used_gb": vm.used / 1e9,
+        "ram_percent": vm.percent,
+        "process_rss_gb": psutil.Process().memory_info().rss / 1e9,
+    }
+    out.update(_sample_gpus())
+    return out
+
+
+def _sample_gpus() -> dict[str, float]:
+    try:
+        import pynvml
+    except ImportError:
+        return {}
+    try:
+        pynvml.nvmlInit()
+    except Exception:  # no driver / no GPU
+        return {}
+    out: dict[str, float] = {}
+    try:
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            util = pynvml.nvmlDeviceGetUtilizationRates(h)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            out[f"gpu{i}_util_percent"] = float(util.gpu)
+            out[f"gpu{i}_mem_used_gb"] = mem.used / 1e9
+    finally:
+        pynvml.nvmlShutdown()
+    return out
+
+
+class SystemSampler:
+    """Calls `report(values)` every `every` seconds on a daemon thread until `stop()`."""
+
+    def __init__(self, every: float, report: Callable[[dict[str, float]], Any]) -> None:
+        self.every = every
+        self.report = report
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.every <= 0:
+            return
+        sample_system()  # primes psutil's CPU counter
+        self._thread = threading.Thread(target=self._loop, name="system-metrics", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.report(sample_system())
+            except Exception:  # a sampler must never break training
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,574 @@
+"""The training loop: a plain, readable causal-LM loop (not HF `Trainer`) with exact resume.
+
+`Trainer(settings, hooks).run()` does `setup` (device, data, model, optimizer, resume, tracking),
+`train` (the loop), and `cleanup`. Resume is exact: a checkpoint holds the model, optimizer,
+scheduler, grad-scaler, the Python/NumPy/torch RNG states and the data position, so N straight
+steps and N steps with a kill and a resume in between give bitwise-equal weights on CPU.
+
+Under `torchrun` (see `distributed.py`) the same loop runs in every rank with a `DistInfo`: the model
+is wrapped in DDP, each rank takes its slice of the global batch, rank 0 alone writes checkpoints
+(holding every rank's RNG state), metrics, MLflow and progress; all ranks agree on when to stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codex_tasks.engine.checkpoint import newest_valid, prune_checkpoints, save_checkpoint, verify_checkpoint
+from codex_tasks.engine.config import TrainSettings
+from codex_tasks.engine.data import BlockSampler, TokenData, n_blocks, write_json_atomic
+from codex_tasks.engine.distributed import DistInfo
+from codex_tasks.engine.hooks import Hooks
+from codex_tasks.engine.metrics import MetricsLog
+from codex_tasks.errors import RunInterrupted, StepFailed
+
+DEFAULT_MAX_STEPS = 200
+# Settings that change what training computes: a checkpoint made under others is not resumed.
+FINGERPRINT_FIELDS = (
+    "model", "block_size", "batch_size", "grad_accum", "max_steps", "epochs", "lr", "weight_decay", "betas",
+    "warmup_steps", "scheduler", "grad_clip", "precision", "seed", "lora",
+)
+
+
+def lr_factor(step: int, warmup: int, total: int, scheduler: str) -> float:
+    """Multiplier of the peak lr before optimizer step `step` (0-based)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if scheduler == "constant":
+        return 1.0
+    progress = min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
+    if scheduler == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _python_rng() -> list[Any]:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _numpy_rng() -> list[Any]:
+    state: Any = np.random.get_state()
+    name, keys, pos, has_gauss, cached = state
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _set_python_rng(state: list[Any]) -> None:
+    version, internal, gauss = state
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _set_numpy_rng(state: list[Any]) -> None:
+    name, keys, pos, has_gauss, cached = state
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def rng_snapshot() -> dict[str, Any]:
+    """This process's Python, NumPy, torch CPU (and CUDA) RNG states, in `weights_only`-loadable types."""
+    import torch
+
+    snap: dict[str, Any] = {"python": _python_rng(), "numpy": _numpy_rng(), "torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        snap["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return snap
+
+
+def restore_rng(snap: dict[str, Any]) -> None:
+    import torch
+
+    _set_python_rng(snap["python"])
+    _set_numpy_rng(snap["numpy"])
+    torch.set_rng_state(snap["torch_rng"])
+    if torch.cuda.is_available() and "cuda_rng" in snap:
+        torch.cuda.set_rng_state_all(snap["cuda_rng"])
+
+
+class Trainer:
+    """One training run of `settings` (paths already absolute), reporting through `hooks`."""
+
+    def __init__(
+        self,
+        settings: TrainSettings,
+        hooks: Hooks | None = None,
+        *,
+        run_id: str = "local",
+        run_name: str | None = None,
+        tracking_uri: str | None = None,
+        artifact_location: Path | None = None,
+        dist: DistInfo | None = None,
+    ) -> None:
+        self.s = settings
+        self.dist = dist or DistInfo()
+        self.is_main = self.dist.rank == 0
+        self.hooks = hooks or Hooks()
+        self.run_id = run_id
+        self.run_name = run_name or run_id
+        self.tracking_uri = tracking_uri
+        self.artifact_location = artifact_location
+        self.out = Path(settings.out)
+        self.ckpt_root = self.out / "checkpoints"
+        self.metrics = MetricsLog(self.out, run_id)
+        self.step = 0
+        self.position = 0
+        self.loss_window: list[float] = []
+        self.resumed_from: str | None = None
+        self.tracker: Any = None
+        self.sampler_thread: Any = None
+        self.net: Any = None  # what the forward pass calls: the model, or its DDP wrapper
+        self._restore: dict[str, Any] = {}
+
+    # ---- setup -------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Set up, train, clean up; returns a summary."""
+        status = "FAILED"
+        try:
+            self.setup()
+            summary = self.train()
+            status = "FINISHED"
+            return summary
+        except RunInterrupted:
+            status = "KILLED"
+            raise
+        finally:
+            self.cleanup(status)
+
+    def setup(self) -> None:
+        """Everything that can fail before the first step fails here, with a one-line reason."""
+        self._setup_device()
+        self._setup_data()
+        self._setup_model()
+        self._setup_optimizer()
+        self._setup_resume()
+        self._setup_ddp()
+        self._setup_tracking()
+
+    def _setup_device(self) -> None:
+        import torch
+
+        s = self.s
+        if s.device == "cuda" and not torch.cuda.is_available():
+            raise StepFailed("device is cuda but no CUDA GPU is available", hint="use device: auto or cpu")
+        self.device = torch.device("cuda" if s.device != "cpu" and torch.cuda.is_available() else "cpu")
+        if self.device.type == "cuda" and self.dist.world_size > 1:
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        if s.precision == "fp16" and self.device.type != "cuda":
+            raise StepFailed("precision fp16 needs a CUDA GPU; this run is on CPU", hint="use precision: fp32 or bf16")
+        if s.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise StepFailed("this GPU does not support bf16", hint="use precision: fp16 or fp32")
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s.precision)
+        self.autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else None
+        self.scaler = torch.amp.GradScaler("cuda") if s.precision == "fp16" else None
+        if s.threads:
+            self._restore["threads"] = torch.get_num_threads()
+            torch.set_num_threads(s.threads)
+        if s.deterministic:
+            self._restore["deterministic"] = torch.are_deterministic_algorithms_enabled()
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def _setup_data(self) -> None:
+        from codex_tasks.engine.tokenizer import find_tokenizer_file
+
+        s = self.s
+        self.data = TokenData.open(Path(s.data))
+        self.block_size = int(s.block_size or self.data.meta.get("block_size") or 128)
+        self.train_tokens = self.data.tokens("train")
+        if len(self.train_tokens) == 0:
+            raise StepFailed(f"{self.data.path('train')} is empty", hint="check the tokenize step's corpus")
+        self.sampler = BlockSampler(self.train_tokens, self.block_size, s.seed)  # fails if < 1 block
+        self.eval_tokens = self.data.tokens("eval") if self.data.path("eval").is_file() else None
+        if self.eval_tokens is not None and n_blocks(self.eval_tokens, self.block_size) == 0:
+            self.hooks.log("eval.bin holds less than one block: no evaluation during training")
+            self.eval_tokens = None
+        self.tokenizer_file = find_tokenizer_file(Path(s.tokenizer or s.data))
+        if s.tokenizer and self.tokenizer_file is None:
+            raise StepFailed(f"no tokenizer at {s.tokenizer}")
+        per_step = s.batch_size * s.grad_accum * self.dist.world_size  # the global batch
+        if s.epochs is not None:
+            self.max_steps = max(1, math.ceil(s.epochs * self.sampler.n_blocks / per_step))
+        else:
+            self.max_steps = s.max_steps or DEFAULT_MAX_STEPS
+
+    def _setup_model(self) -> None:
+        from codex_tasks.engine.model import apply_lora, build_model
+
+        s = self.s
+        seed_everything(s.seed)
+        path = Path(s.model.path) if s.model.path else None
+        model = build_model(s.model, self.data.vocab_size, self.data.special, path)
+        n_positions = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 0)
+        if n_positions and self.block_size > n_positions:
+            raise StepFailed(f"block_size {self.block_size} exceeds the model's {n_positions} positions")
+        if s.lora is not None:
+            model = apply_lora(model, s.lora)
+        self.model = model.to(self.device)
+        self.model.train()
+        if self.dist.rank > 0:
+            # the same initial weights everywhere, then a stream of its own per rank (dropout)
+            seed_everything(s.seed + 100_003 * self.dist.rank)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.n_trainable = sum(p.numel() for p in self.params)
+
+    def _setup_optimizer(self) -> None:
+        import torch
+
+        s = self.s
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for _, p in named if p.dim() >= 2], "weight_decay": s.weight_decay},
+            {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=s.lr, betas=s.betas)
+        total = self.max_steps
+        # built before any optimizer state is loaded, then its own state loaded (exact resume)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(step, s.warmup_steps, total, s.scheduler)
+        )
+
+    def fingerprint(self) -> str:
+        s = self.s.model_dump(mode="json")
+        facts = {k: s[k] for k in FINGERPRINT_FIELDS}
+        facts["data"] = self.data.meta.get("train_sha256")
+        facts["vocab"] = self.data.vocab_size
+        if self.dist.world_size > 1:  # another world size is another global batch and other RNG streams
+            facts["world_size"] = self.dist.world_size
+        return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _setup_resume(self) -> None:
+        if self.dist.world_size == 1:
+            self._choose_and_load()
+            return
+        from codex_tasks.engine.distributed import broadcast_object
+
+        # rank 0 chooses (and may clear the folder); every rank then loads the same checkpoint
+        decision: dict[str, Any] = {}
+        if self.is_main:
+            try:
+                self._choose_and_load()
+                decision = {"path": self.resumed_from and str(self.ckpt_root / self.resumed_from)}
+                if self.resumed_from and self.s.resume not in ("auto", "never"):
+                    decision["path"] = str(Path(self.s.resume))
+            except StepFailed as e:
+                decision = {"error": e.message, "hint": e.hint}
+        decision = broadcast_object(decision, self.device)
+        if "error" in decision:
+            raise StepFailed(decision["error"], hint=decision.get("hint"))
+        if not self.is_main and decision["path"]:
+            path = Path(decision["path"])
+            self._load_checkpoint(path, json.loads((path / "state.json").read_text(encoding="utf-8")))
+            self.resumed_from = path.name
+
+    def _choose_and_load(self) -> None:
+        s = self.s
+        fp = self.fingerprint()
+        ckpt = None
+        if s.resume == "auto":
+            ckpt = newest_valid(self.ckpt_root, self.hooks.log, accept=lambda c: c.state.get("fingerprint") == fp)
+            if ckpt is None and self.ckpt_root.is_dir() and any(self.ckpt_root.iterdir()):
+                self.hooks.log("no valid checkpoint made with these settings: starting over")
+        elif s.resume != "never":
+            path = Path(s.resume)
+            reason = verify_checkpoint(path) if path.is_dir() else "not a folder"
+            if reason:
+                raise StepFailed(f"cannot resume from {path}: {reason}")
+            from codex_tasks.engine.checkpoint import list_checkpoints
+
+            ckpt = next((c for c in list_checkpoints(path.parent) if c.path == path), None)
+        if ckpt is None:
+            shutil.rmtree(self.ckpt_root, ignore_errors=True)
+            self.metrics.clear()
+            return
+        self._load_checkpoint(ckpt.path, ckpt.state)
+        self.resumed_from = ckpt.path.name
+        self.hooks.log(f"resumed from {ckpt.path.name} (step {self.step} of {self.max_steps})")
+
+    def _load_checkpoint(self, path: Path, state: dict[str, Any]) -> None:
+        import torch
+        from safetensors.torch import load_file
+
+        weights = load_file(str(path / "model.safetensors"), device=str(self.device))
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        if unexpected or trainable & set(missing):
+            raise StepFailed(f"checkpoint {path.name} does not match the model ({len(unexpected)} unexpected keys)")
+        if self.s.lora is None:
+            self.model.tie_weights()
+        blob = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.scheduler.load_state_dict(blob["scheduler"])
+        if self.scaler is not None and "scaler" in blob:
+            self.scaler.load_state_dict(blob["scaler"])
+        ranks = blob.get("ranks")
+        if self.dist.world_size > 1 and ranks:
+            if len(ranks) != self.dist.world_size:
+                raise StepFailed(f"checkpoint {path.name} holds {len(ranks)} ranks' RNG states, this run has {self.dist.world_size}")
+            restore_rng(ranks[self.dist.rank])  # each rank continues its own streams
+        else:
+            restore_rng({**state["rng"], **{k: blob[k] for k in ("torch_rng", "cuda_rng") if k in blob}})
+        self.step = int(state["step"])
+        self.position = self.sampler.position = int(state["position"])
+        self.loss_window = [float(x) for x in state.get("loss_window", [])]
+        self.mlflow_run_id = state.get("mlflow_run_id")
+        if self.is_main:
+            self.metrics.truncate_after(self.step)  # later rows belong to steps about to be redone
+
+    def _setup_ddp(self) -> None:
+        self.net = self.model
+        if self.dist.world_size == 1:
+            return
+        import inspect
+
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        # GPT-2's buffers are constants: no need to sync them before each forward
+        names = inspect.signature(DistributedDataParallel.__init__).parameters
+        no_sync: dict[str, Any] = {"forward_sync_buffers": False} if "forward_sync_buffers" in names else {"broadcast_buffers": False}
+        self.net = DistributedDataParallel(self.model, device_ids=ids, **no_sync)
+
+    def _setup_tracking(self) -> None:
+        from codex_tasks.engine.system import SystemSampler
+
+        s = self.s
+        if not self.is_main:  # rank 0 alone tracks, samples and writes metrics
+            return
+        if s.mlflow.enabled and self.tracking_uri:
+            from codex_tasks.engine.tracking import MlflowTracker
+
+            self.tracker = MlflowTracker(self.tracking_uri, s.mlflow.experiment, self.artifact_location)
+            params = {
+                **s.model_dump(mode="json", exclude={"mlflow"}),
+                "derived": {"max_steps": self.max_steps, "block_size": self.block_size, "vocab_size": self.data.vocab_size,
+                            "n_params": self.n_params, "n_trainable": self.n_trainable, "device": self.device.type,
+                            "world_size": self.dist.world_size},
+            }
+            self.tracker.start(s.mlflow.run_name or self.run_name, params, getattr(self, "mlflow_run_id", None))
+            self.hooks.log(f"MLflow run {self.tracker.run_id} at {self.tracking_uri}")
+
+        def report(values: dict[str, float]) -> None:
+            for k, v in values.items():
+                self.record(k, v, "system")
+
+        self.sampler_thread = SystemSampler(s.system_metrics_every, report)
+        self.sampler_thread.start()
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def record(self, name: str, value: float, split: str, step: int | None = None) -> None:
+        if not self.is_main:
+            return
+        step = self.step if step is None else step
+        self.metrics.write(name, value, step=step, split=split)
+        self.hooks.metric(name, value, step=step, split=split)
+        if self.tracker is not None:
+            self.tracker.metric(f"{split}_{name}", value, step)
+
+    def evaluate(self) -> dict[str, float]:
+        from codex_tasks.engine.evaluation import evaluate_model
+
+        assert self.eval_tokens is not None
+        result = evaluate_model(self.model, self.eval_tokens, self.block_size, self.s.batch_size, self.device,
+                                self.s.eval_batches, self.autocast)
+        for k in ("loss", "perplexity", "token_accuracy"):
+            self.record(k, result[k], "eval")
+        return result
+
+    def train(self) -> dict[str, Any]:
+        import torch
+        import torch.nn.functional as F
+
+        s, net, opt = self.s, self.net, self.optimizer
+        world, rank = self.dist.world_size, self.dist.rank
+        tokens_per_step = s.batch_size * s.grad_accum * world * self.block_size  # the global batch
+        eval_every = s.eval_every or s.checkpoint.every
+        where = f"{self.device.type} ({s.precision})"
+        if world > 1:
+            where += f", {world} ranks ({self.dist.backend})"
+        self.hooks.log(
+            f"training {self.n_trainable:,} of {self.n_params:,} parameters on {where}, "
+            f"{self.max_steps} steps of {tokens_per_step} tokens"
+        )
+        last_eval: dict[str, float] = {}
+        rates: list[float] = []
+        train_start = time.perf_counter()
+        start_step = self.step
+        while self.step < self.max_steps:
+            if self._stop_requested():
+                self.save_checkpoint({})
+                raise RunInterrupted(f"training interrupted at step {self.step}; checkpoint saved")
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros((), device=self.device)
+            for k in range(s.grad_accum):
+                batch = self.sampler.next_batch(s.batch_size, world, rank)
+                x_y = torch.from_numpy(batch).to(self.device, non_blocking=True)
+                x, y = x_y[:, :-1], x_y[:, 1:]
+                # DDP: gradients are all-reduced (averaged over ranks) on the last micro-batch only
+                sync = net.no_sync() if world > 1 and k < s.grad_accum - 1 else contextlib.nullcontext()
+                with sync:
+                    with self.autocast if self.autocast is not None else contextlib.nullcontext():
+                        logits = net(input_ids=x, use_cache=False).logits
+                    # divide by grad_accum so the summed gradients equal those of one big batch
+                    loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)) / s.grad_accum
+                    (self.scaler.scale(loss) if self.scaler is not None else loss).backward()  # type: ignore[no-untyped-call]
+                loss_sum += loss.detach()
+            if world > 1:  # the global batch's loss, the same number on every rank
+                import torch.distributed as tdist
+
+                tdist.all_reduce(loss_sum)
+                loss_sum /= world
+            if self.scaler is not None:
+                self.scaler.unscale_(opt)
+            if s.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.params, s.grad_clip)
+            if self.scaler is not None:
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            self.step += 1
+            self.position = self.sampler.position
+            loss_val = loss_sum.item()
+            dt = max(time.perf_counter() - t0, 1e-9)
+            rates.append(tokens_per_step / dt)
+            self.hooks.progress(self.step, self.max_steps, "step", rate=1 / dt, tokens_per_s=tokens_per_step / dt,
+                                loss=loss_val, lr=self.scheduler.get_last_lr()[0])
+            if not math.isfinite(loss_val):
+                raise StepFailed(f"the loss is {loss_val} at step {self.step}", hint="lower lr or use fp32")
+            self.loss_window.append(loss_val)
+            if self.step % s.log_every == 0 or self.step == self.max_steps:
+                self.record("loss", sum(self.loss_window) / len(self.loss_window), "train")
+                self.record("lr", float(self.scheduler.get_last_lr()[0]), "train")
+                self.record("tokens_per_s", tokens_per_step / dt, "train")
+                self.loss_window = []
+            is_ckpt = self.step % s.checkpoint.every == 0 or self.step == self.max_steps
+            if self.is_main and self.eval_tokens is not None and (self.step % eval_every == 0 or is_ckpt):
+                last_eval = self.evaluate()
+            if is_ckpt:
+                metrics = {f"eval_{k}": v for k, v in last_eval.items() if k != "tokens"}
+                metrics["train_loss"] = loss_val
+                self.save_checkpoint(metrics)
+        return self._finish(last_eval, rates, time.perf_counter() - train_start, start_step)
+
+    def _stop_requested(self) -> bool:
+        """Cancelled? Under DDP every rank gets the same answer (any rank's request stops all)."""
+        flag = self.hooks.cancelled
+        if self.dist.world_size > 1:
+            from codex_tasks.engine.distributed import any_rank
+
+            flag = any_rank(flag, self.device)
+        return flag
+
+    def save_checkpoint(self, metrics: dict[str, float]) -> Path | None:
+        """Write a checkpoint (rank 0; under DDP every rank must call it: RNG states are gathered)."""
+        import torch
+        from safetensors.torch import save_file
+
+        ranks: list[Any] | None = None
+        if self.dist.world_size > 1:
+            from codex_tasks.engine.distributed import gather_to_main
+
+            ranks = gather_to_main(rng_snapshot(), self.device)
+        if not self.is_main:
+            return None
+
+        def write(folder: Path) -> None:
+            # only what trains: all weights, or just the adapters (the frozen base comes from `model`)
+            weights = {n: p.detach().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
+            save_file(weights, str(folder / "model.safetensors"))
+            blob: dict[str, Any] = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            }
+            if self.scaler is not None:
+                blob["scaler"] = self.scaler.state_dict()
+            if torch.cuda.is_available():
+                blob["cuda_rng"] = torch.cuda.get_rng_state_all()
+            if ranks is not None:
+                blob["ranks"] = ranks  # rank r's Python/NumPy/torch(/CUDA) RNG states, r = 0..world-1
+            torch.save(blob, folder / "trainer.pt")
+
+        state = {
+            "format": 1,
+            "step": self.step,
+            "position": self.position,
+            "epoch": self.position / self.sampler.n_blocks,
+            "max_steps": self.max_steps,
+            "metrics": metrics,
+            "loss_window": self.loss_window,
+            "fingerprint": self.fingerprint(),
+            "settings": self.s.model_dump(mode="json"),
+            "rng": {"python": _python_rng(), "numpy": _numpy_rng()},
+            "mlflow_run_id": self.tracker.run_id if self.tracker is not None else None,
+            "world_size": self.dist.world_size,
+            "time": time.time(),
+        }
+        path = save_checkpoint(self.ckpt_root, self.step, write, state)
+        c = self.s.checkpoint
+        pruned = prune_checkpoints(self.ckpt_root, c.keep_last, c.keep_best, c.metric, c.mode)
+        self.hooks.log(f"checkpoint {path.name}" + (f"; pruned {', '.join(pruned['removed'])}" if pruned["removed"] else ""))
+        return path
+
+    def _finish(self, last_eval: dict[str, float], rates: list[float], seconds: float, start_step: int) -> dict[str, Any]:
+        from codex_tasks.engine.model import save_final
+
+        if not self.is_main:
+            return {"steps": self.step, "rank": self.dist.rank, "resumed_from": self.resumed_from}
+        written = save_final(self.model, self.out, self.s.lora, self.tokenizer_file)
+        if self.tracker is not None and self.s.mlflow.log_model and "final" in written:
+            self.tracker.log_artifacts(Path(written["final"]), "model")
+        summary = {
+            "steps": self.step,
+            "steps_this_attempt": self.step - start_step,
+            "resumed_from": self.resumed_from,
+            "n_params": self.n_params,
+            "n_trainable": self.n_trainable,
+            "tokens_per_s": float(np.median(rates)) if rates else None,
+            "train_seconds": round(seconds, 3),
+            "eval": last_eval,
+            "final": written.get("final"),
+            "adapter": written.get("adapter"),
+            "mlflow_run_id": self.tracker.run_id if self.tracker is not None else None,
+            "world_size": self.dist.world_size,
+        }
+        write_json_atomic(self.out / "train_summary.json", summary)
+        return summary
+
+    def cleanup(self, status: str = "FINISHED") -> None:
+        import torch
+
+        if self.sampler_thread is not None:
+            self.sampler_thread.stop()
+        if self.tracker is not None:
+            try:
+                self.tracker.end(status)
+            except Exception as e:  # tracking must not hide the real outcome
+                self.hooks.log(f"MLflow: could not close the run: {e}")
+        if "threads" in self._restore:
+            torch.set_num_threads(self._restore["threads"])
+        if "deterministic" in self._restore:
+            torch.use_deterministic_algorithms(self._restore["deterministic"])

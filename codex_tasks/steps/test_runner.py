@@ -1,0 +1,129 @@
+"""`test`: run pytest in the workspace with a JUnit XML report; summarise it in `test_results.json`.
+
+(The module is not called `test.py` so pytest never collects it.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from codex_tasks.errors import StepFailed, StepTimeout
+from codex_tasks.steps.base import StepContext, StepResult, WithModel
+
+NAME = "test"
+CACHE = "opt_in"
+
+
+class With(WithModel):
+    """Run pytest and record the results."""
+
+    paths: list[str] = Field(default_factory=list, description="Test files or folders (default: pytest's own discovery).")
+    args: list[str] = Field(default_factory=list, description="Extra pytest arguments, e.g. `[-x, -k, fast]`.")
+    allow_failures: bool = Field(default=False, description="Record failing tests without failing the step.")
+    cwd: str = Field(default=".", description="Folder to run pytest in, relative to the workspace.")
+    python: str | None = Field(default=None, description="Python interpreter to run pytest with (default: the one running codex-tasks).")
+
+
+def parse_junit(path: Path) -> dict[str, Any]:
+    """Counts, durations and failing test ids from a JUnit XML report."""
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    res: dict[str, Any] = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0, "total": 0, "duration_s": 0.0,
+                           "failing": [], "durations": []}
+    for suite in suites:
+        res["duration_s"] += float(suite.get("time", 0) or 0)
+        for case in suite.iter("testcase"):
+            cls = case.get("classname", "")
+            test_id = f"{cls.replace('.', '/')}.py::{case.get('name')}" if cls else str(case.get("name"))
+            dur = float(case.get("time", 0) or 0)
+            res["total"] += 1
+            res["durations"].append({"id": test_id, "seconds": round(dur, 4)})
+            if case.find("failure") is not None:
+                res["failed"] += 1
+                msg = case.find("failure")
+                res["failing"].append({"id": test_id, "message": (msg.get("message") or "")[:500] if msg is not None else ""})
+            elif case.find("error") is not None:
+                res["errors"] += 1
+                msg = case.find("error")
+                res["failing"].append({"id": test_id, "message": (msg.get("message") or "")[:500] if msg is not None else ""})
+            elif case.find("skipped") is not None:
+                res["skipped"] += 1
+            else:
+                res["passed"] += 1
+    res["durations"].sort(key=lambda d: -d["seconds"])
+    res["durations"] = res["durations"][:20]  # the slowest
+    res["duration_s"] = round(res["duration_s"], 3)
+    return res
+
+
+def run_pytest(
+    cwd: Path, report_dir: Path, paths: list[str], args: list[str], *, python: str | None = None,
+    timeout: float | None = None, env: dict[str, str] | None = None, log: Any = None, cancel: Any = None,
+) -> dict[str, Any]:
+    """Run pytest in `cwd`; returns the parsed results plus `exit_code`. Writes junit.xml and pytest.log."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    junit = report_dir / "junit.xml"
+    junit.unlink(missing_ok=True)
+    cmd = [python or sys.executable, "-m", "pytest", f"--junitxml={junit}", "-p", "no:cacheprovider", *args, *paths]
+    log_path = report_dir / "pytest.log"
+    full_env = {**os.environ, **(env or {}), "PYTHONDONTWRITEBYTECODE": "1"}
+    with open(log_path, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+        deadline = time.monotonic() + timeout if timeout else None
+        while True:
+            try:
+                proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if (deadline and time.monotonic() > deadline) or (cancel is not None and cancel()):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    raise StepTimeout(f"pytest ran past its timeout of {timeout} s" if deadline else "cancelled") from None
+    tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+    if proc.returncode == 5:  # no tests collected
+        results: dict[str, Any] = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0, "total": 0,
+                                   "duration_s": 0.0, "failing": [], "durations": []}
+    elif junit.is_file():
+        results = parse_junit(junit)
+    else:
+        raise StepFailed(f"pytest exited with code {proc.returncode} and wrote no report", context=tail)
+    results["exit_code"] = proc.returncode
+    results["command"] = cmd
+    results["log_tail"] = tail
+    if log:
+        for line in tail.splitlines()[-5:]:
+            log(line)
+    return results
+
+
+def run(cfg: With, ctx: StepContext) -> StepResult:
+    cwd = ctx.resolve(cfg.cwd)
+    if not cwd.is_dir():
+        raise StepFailed(f"test folder does not exist: {cwd}")
+    ctx.progress(0, None, "tests")
+    res = run_pytest(cwd, ctx.step_dir, cfg.paths, cfg.args, python=cfg.python, timeout=ctx.timeout,
+                     env=ctx.env, log=ctx.log, cancel=lambda: ctx.cancelled)
+    tail = res.pop("log_tail")
+    out = ctx.step_dir / "test_results.json"
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    ctx.progress(res["total"], res["total"], "tests")
+    for key in ("passed", "failed", "skipped", "errors"):
+        ctx.metric(f"tests.{key}", res[key])
+    note = f"{res['passed']} passed, {res['failed']} failed, {res['errors']} errors, {res['skipped']} skipped"
+    summary = {k: res[k] for k in ("passed", "failed", "skipped", "errors", "exit_code")}
+    outputs = [str(out), str(ctx.step_dir / "junit.xml"), str(ctx.step_dir / "pytest.log")]
+    bad = res["failed"] + res["errors"]
+    if (bad or res["exit_code"] not in (0, 5)) and not cfg.allow_failures:
+        first = res["failing"][0]["id"] if res["failing"] else f"exit code {res['exit_code']}"
+        raise StepFailed(f"{bad} test(s) failed; first: {first}", context=tail[-2000:])
+    return StepResult(outputs=[o for o in outputs if Path(o).exists()], summary=summary, note=note)

@@ -1,0 +1,180 @@
+"""Entry points: `codex-tasks tui [FILE | RUN]`, `codex-tasks run --tui`, `python -m codex_tasks.tui`.
+
+A sequence FILE is run in a worker thread of this process and shown; a RUN (id, id prefix, or
+folder; default the newest) is watched while it runs elsewhere, or replayed when finished.
+Quitting never stops a run started by another process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codex_tasks.errors import UsageError
+
+if TYPE_CHECKING:
+    from codex_tasks.runner import RunOptions
+    from codex_tasks.tui.app import RunApp
+
+
+def is_sequence_file(target: str) -> bool:
+    p = Path(target)
+    return target.startswith("builtin:") or (p.is_file() and p.suffix.lower() in (".yaml", ".yml", ".json"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise UsageError(f"codex-tasks tui: {message}", hint="codex-tasks run --help lists the run options")
+
+    sp = Parser(prog="codex-tasks tui", add_help=False)
+    sp.add_argument("--param", "-p", action="append", default=[])
+    sp.add_argument("--only")
+    sp.add_argument("--from", dest="from_step")
+    sp.add_argument("--dry-run", action="store_true")
+    sp.add_argument("--max-parallel", type=int, default=4)
+    sp.add_argument("--runner", default="local")
+    sp.add_argument("--strict", action="store_true")
+    sp.add_argument("--workspace", "-w")
+    sp.add_argument("--agent")
+    sp.add_argument("--quiet", "-q", action="store_true")  # accepted for `run --tui`; nothing prints anyway
+    sp.add_argument("--tui", action="store_true")
+    return sp
+
+
+def parse_run_args(file: str, run_args: list[str] | None, workspace: str | None = None) -> RunOptions:
+    """`codex-tasks run` options (`--param k=v`, `--only`, `--resume[=RUN]`, ...) as RunOptions."""
+    from codex_tasks.runner import RunOptions
+
+    rest: list[str] = []
+    optional: dict[str, str | bool] = {}
+    for arg in run_args or []:
+        name, eq, value = arg.partition("=")
+        if name in ("--resume", "--force"):
+            optional[name] = value if eq else True  # a value only after '=', never the next word
+        else:
+            rest.append(arg)
+    args = _parser().parse_args(rest)
+    if args.max_parallel < 1:
+        raise UsageError("--max-parallel must be at least 1")
+
+    def ids(text: str | None) -> list[str] | None:
+        return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+    force_opt = optional.get("--force")
+    force = None if force_opt is None else (set() if force_opt is True else set(ids(str(force_opt)) or []))
+    return RunOptions(
+        file=file, params=args.param, only=ids(args.only), from_step=args.from_step, dry_run=args.dry_run,
+        resume=optional.get("--resume"), force=force, max_parallel=args.max_parallel, runner=args.runner,
+        strict=args.strict, workspace=args.workspace or workspace, agent=args.agent, quiet=True,
+    )
+
+
+def main(target: str | None = None, run_args: list[str] | None = None, workspace: str | None = None) -> int:
+    """`codex-tasks tui [FILE | RUN] [run options]`. Returns the exit code: for a run started here,
+    the run's (0, 1, 130); 0 after watching; `CodexTasksError` (exit 2) on bad input."""
+    if target is not None and is_sequence_file(target):
+        return run_with_tui(parse_run_args(target, run_args, workspace))
+    if run_args:
+        raise UsageError(f"run options ({' '.join(run_args)}) apply only to a sequence FILE",
+                         hint="codex-tasks tui FILE [options] starts a run; codex-tasks tui RUN watches one")
+    from codex_tasks.runs.rundir import find_run
+
+    ws = Path(workspace or os.getcwd()).resolve()
+    rd = find_run(ws, target)
+    return watch(rd.path)
+
+
+def watch(path: Path) -> int:
+    """Watch (or replay) the run folder at `path`; a run resumed from the TUI is waited for."""
+    from codex_tasks.tui.app import RunApp
+
+    app = RunApp(path)
+    with _cancel_on_signal(app):
+        app.run()
+    return _finish(app, app.return_value)
+
+
+def run_with_tui(opts: RunOptions) -> int:
+    """Start the run in a worker thread and show it (`codex-tasks tui FILE`, `run --tui`)."""
+    from codex_tasks.runner import prepare
+    from codex_tasks.tui.app import RunApp
+    from codex_tasks.tui.controller import RunController
+
+    prepare(opts)  # bad input (file, parameter, option) fails here, before the screen opens
+    controller = RunController(opts)
+    controller.start()
+    app = RunApp(controller=controller)
+    with _cancel_on_signal(app):
+        app.run()
+    return _finish(app, app.return_value)
+
+
+class _cancel_on_signal:
+    """While the TUI runs, SIGUSR1 (`codex-tasks cancel`) and SIGTERM cancel this process's run
+    cleanly instead of killing the process (the runner's own handlers exist only on the main
+    thread, which Textual holds)."""
+
+    def __init__(self, app: RunApp) -> None:
+        self.app = app
+        self.old: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        def handler(signum: int, frame: Any) -> None:
+            ctl = self.app.controller
+            if ctl is not None and ctl.running:
+                ctl.cancel()
+            elif signum == signal.SIGTERM:
+                raise KeyboardInterrupt
+
+        for s in (signal.SIGUSR1, signal.SIGTERM):
+            self.old[s] = signal.signal(s, handler)
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self.old.items():
+            signal.signal(s, h)
+
+
+def _finish(app: RunApp, choice: str | None) -> int:
+    """After the screen closed: wait for a run this process still runs, then report it."""
+    ctl = app.controller
+    if ctl is None:
+        return 0
+    if ctl.error is not None and ctl.rundir is None:
+        ctl.join()
+        raise ctl.error
+    if ctl.running:
+        run_id = ctl.rundir.run_id if ctl.rundir else "(starting)"
+        if choice == "cancel":
+            print(f"codex-tasks: cancelling run {run_id} (state is saved)…", file=sys.stderr)
+        else:
+            print(f"codex-tasks: run {run_id} continues here; watch it with `codex-tasks tui {run_id}` "
+                  f"from another terminal; Ctrl-C stops it cleanly (state saved)", file=sys.stderr)
+        _join_interruptibly(ctl)
+    if ctl.rundir is not None:
+        print(f"run {ctl.rundir.run_id} {ctl.status}: {ctl.rundir.path}")
+    return ctl.exit_code if ctl.exit_code is not None else 0
+
+
+def _join_interruptibly(ctl: Any) -> None:
+    """Wait for the run thread; Ctrl-C (or SIGTERM, SIGUSR1) cancels it cleanly, a second one leaves now."""
+    hits = {"n": 0}
+
+    def handler(signum: int, frame: Any) -> None:
+        hits["n"] += 1
+        ctl.cancel()
+        if hits["n"] > 1:
+            raise KeyboardInterrupt
+        print("\ncodex-tasks: stopping (state is saved; Ctrl-C again to leave at once)", file=sys.stderr)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        while ctl.running:
+            ctl.join(0.2)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

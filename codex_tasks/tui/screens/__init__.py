@@ -1,0 +1,7 @@
+"""Screens pushed over the run view: errors, step details, the quit question."""
+
+from codex_tasks.tui.screens.details import StepDetailsScreen
+from codex_tasks.tui.screens.errors import ErrorsScreen
+from codex_tasks.tui.screens.quit import QuitScreen
+
+__all__ = ["ErrorsScreen", "QuitScreen", "StepDetailsScreen"]

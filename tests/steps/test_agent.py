@@ -1,0 +1,130 @@
+"""The `agent` step with scripted agent programs (real external processes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codex_tasks.errors import StepFailed, StepTimeout
+from codex_tasks.steps import agent, patch
+
+AGENTS = Path(__file__).resolve().parent.parent / "fixtures" / "agents"
+FAST = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    (ws / "tests").mkdir(parents=True)
+    (ws / "app.py").write_text("def value():\n    return 1\n")
+    (ws / "tests" / "test_app.py").write_text(
+        "import sys, pathlib\nsys.path.insert(0, str(pathlib.Path(__file__).parent.parent))\n"
+        "from app import value\n\ndef test_value():\n    assert value() in (1, 2)\n"
+    )
+    return ws
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".codex" not in p.relative_to(root).parts}
+
+
+def cfg(script: str, **kw) -> agent.With:
+    return agent.With(command=[sys.executable, str(AGENTS / script)], **kw)
+
+
+def test_agent_edits_come_back_as_a_gated_patch(make_ctx, ws):
+    ctx = make_ctx(workspace=ws, description="Make value() return 2", env=FAST)
+    audit_dir = ctx.run_dir / "steps" / "audit"
+    audit_dir.mkdir(parents=True)
+    (audit_dir / "stub_scan.json").write_text(json.dumps(
+        {"findings": [{"path": "app.py", "line": 2, "kind": "todo", "text": "TODO return 2"}], "unparsed": []}))
+    (ctx.run_dir / "error_captures.ndjson").write_text(json.dumps({"step_id": "tests", "error_message": "boom"}) + "\n")
+    before = snapshot(ws)
+    res = agent.run(cfg("edit_agent.py"), ctx)
+    assert snapshot(ws) == before  # the agent never edits the user's tree
+    assert sorted(res.summary["changed_files"]) == ["app.py", "helpers.py", "received_prompt.txt"]
+    text = (ctx.step_dir / "agent.patch").read_text()
+    assert "+    return 2" in text and "helpers.py" in text
+    prompt = (ctx.step_dir / "prompt.md").read_text()
+    assert "Make value() return 2" in prompt and "app.py:2 [todo]" in prompt and "[tests] boom" in prompt
+    assert json.loads((ctx.step_dir / "gate_tests" / "test_results.json").read_text())["passed"] == 1
+    # The patch step applies it to the workspace, with rollback.
+    pctx = make_ctx(step_id="apply", workspace=ws)
+    patch.run(patch.With(patches=[str(ctx.step_dir / "agent.patch")]), pctx)
+    assert "return 2" in (ws / "app.py").read_text() and (ws / "helpers.py").is_file()
+    patch.rollback(pctx.run_dir, "apply")
+    assert snapshot(ws) == before
+
+
+def test_apply_true_and_rollback(make_ctx, ws):
+    before = snapshot(ws)
+    ctx = make_ctx(workspace=ws, description="Make value() return 2", env=FAST)
+    agent.run(cfg("edit_agent.py", apply=True, test_args=None), ctx)
+    assert "return 2" in (ws / "app.py").read_text()
+    patch.rollback(ctx.run_dir, ctx.step_id)
+    assert snapshot(ws) == before
+
+
+def test_failing_agent(make_ctx, ws):
+    ctx = make_ctx(workspace=ws, description="x")
+    with pytest.raises(StepFailed, match="exited with code 3") as exc:
+        agent.run(cfg("fail_agent.py"), ctx)
+    assert "cannot do this task" in exc.value.context
+
+
+def test_hanging_agent_is_killed(make_ctx, ws):
+    ctx = make_ctx(workspace=ws, description="x")
+    with pytest.raises(StepTimeout, match="timeout"):
+        agent.run(cfg("hang_agent.py", timeout=1.0), ctx)
+    # Nothing of the agent is left running.
+    ps = subprocess.run(["pgrep", "-f", str(AGENTS / "hang_agent.py")], capture_output=True, text=True)
+    assert ps.stdout.strip() == ""
+
+
+def test_secret_in_patch_fails_the_gate(make_ctx, ws):
+    ctx = make_ctx(workspace=ws, description="x", env=FAST)
+    with pytest.raises(StepFailed, match="secret"):
+        agent.run(cfg("secret_agent.py"), ctx)
+    assert "ghp_" not in (ctx.step_dir / "gate_findings.json").read_text()
+
+
+def test_breaking_change_fails_the_test_gate(make_ctx, ws):
+    before = snapshot(ws)
+    ctx = make_ctx(workspace=ws, description="x", env=FAST)
+    with pytest.raises(StepFailed, match="tests fail in the scratch tree"):
+        agent.run(cfg("breaking_agent.py", apply=True), ctx)
+    assert snapshot(ws) == before
+
+
+def test_no_task_and_no_changes(make_ctx, ws):
+    with pytest.raises(StepFailed, match="no task"):
+        agent.run(cfg("edit_agent.py"), make_ctx(workspace=ws))
+    ctx = make_ctx(workspace=ws, description="nothing")
+    res = agent.run(agent.With(command=[sys.executable, "-c", "pass"]), ctx)
+    assert res.note == "the agent made no changes"
+    with pytest.raises(StepFailed, match="no changes"):
+        agent.run(agent.With(command=[sys.executable, "-c", "pass"], require_changes=True), ctx)
+
+
+def test_git_workspace_copies_uncommitted_work(make_ctx, ws):
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-qm", "i"]):
+        subprocess.run(cmd, cwd=ws, check=True, env={**__import__("os").environ, **env})
+    (ws / "app.py").write_text("def value():\n    return 1  # uncommitted\n")
+    (ws / ".gitignore").write_text("ignored.txt\n")
+    (ws / "ignored.txt").write_text("x")
+    ctx = make_ctx(workspace=ws, description="x")
+    agent.run(cfg("edit_agent.py", apply=True, test_args=None), ctx)
+    assert (ws / "app.py").read_text() == "def value():\n    return 2  # uncommitted\n"
+    head = subprocess.run(["git", "log", "--oneline"], cwd=ws, capture_output=True, text=True).stdout
+    assert len(head.splitlines()) == 1  # the user's repository is untouched
+
+
+def test_config_for_command():
+    c = agent.config_for_command("my-agent --model 'x y' {prompt_file}")
+    assert c.command == ["my-agent", "--model", "x y", "{prompt_file}"] and c.apply is True
