@@ -20,6 +20,9 @@ from codex_tasks.plan import PlannedStep
 from codex_tasks.runs.execute import OK_STATUSES, Outcome, RunContext, execute_step, record_not_run
 
 
+STATE_NAMES = {"cached": "Cached", "manual": "Manual", "skipped": "Skipped"}
+
+
 class StepsFailed(Exception):
     """Raised out of the flow so the flow run ends Failed."""
 
@@ -35,14 +38,18 @@ def make_step_task(step: PlannedStep, run: RunContext) -> Any:
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
-    def body() -> str:
+    def body() -> Any:
         from prefect.runtime import task_run
+        from prefect.states import Completed
 
         attempt = int(task_run.run_count or 1)
         final = attempt > step.retries
         outcome = execute_step(step, run, attempt=attempt, final_attempt=final)
         if outcome.status == "failed":
             raise StepFailed(outcome.error or "step failed")
+        if outcome.status in STATE_NAMES:
+            # the Prefect UI shows a cached step as Cached (a manual one as Manual, ...)
+            return Completed(name=STATE_NAMES[outcome.status], message=outcome.status)
         return outcome.status
 
     return task(

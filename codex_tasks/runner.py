@@ -185,6 +185,9 @@ def run_sequence(opts: RunOptions) -> RunResult:
     try:
         if dry_run:
             _run_without_prefect(run)
+        elif _nothing_to_execute(run, opts):
+            _run_without_prefect(run)  # history is written over REST when the run closes
+            rd.state["history"] = "rest"
         else:
             _run_with_prefect(run, opts, attempt, rd)
         status = _final_status(run)
@@ -245,6 +248,30 @@ def _run_without_prefect(run: RunContext) -> None:
         run.rundir.events.emit("phase.finished", phase_id=phase.id, name=phase.name)
 
 
+def _nothing_to_execute(run: RunContext, opts: RunOptions) -> bool:
+    """True when every step would be cached, skipped or (not --strict) manual: then the run needs
+    no Prefect flow engine at all (see prefect_rest)."""
+    if run.resuming or run.force is not None or opts.runner != "local" or run.agent_command:
+        return False
+    from codex_tasks.planview import predict
+
+    try:
+        rows = predict(run.plan, run.workspace)
+    except OSError:
+        return False
+    allowed = {"cached", "skipped"} | (set() if run.strict else {"manual"})
+    return all(r["action"] in allowed for r in rows)
+
+
+def _tags(run: RunContext, rd: RunDir, attempt: int) -> list[str]:
+    tags = ["codex-tasks", f"sequence:{run.plan.title}"[:100]]
+    tags += [f"param:{k}={v}"[:100] for k, v in sorted(rd.state.get("params", {}).items())
+             if not isinstance(v, dict | list)][:20]
+    if attempt > 1:
+        tags.append(f"resume-{attempt - 1}")
+    return tags
+
+
 def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDir) -> None:
     from codex_tasks.prefect_setup import configure_prefect, crash_stale_flow_runs
 
@@ -262,11 +289,7 @@ def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDi
     if attempt > 1:
         crash_stale_flow_runs(rd)
     flow_obj = compile_flow(run, max_parallel=opts.max_parallel, task_runner=task_runner)
-    run_tags = ["codex-tasks", f"sequence:{run.plan.title}"[:100]]
-    run_tags += [f"param:{k}={v}"[:100] for k, v in sorted(rd.state.get("params", {}).items())
-                 if not isinstance(v, dict | list)][:20]
-    if attempt > 1:
-        run_tags.append(f"resume-{attempt - 1}")
+    run_tags = _tags(run, rd, attempt)
     with temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags):
         state = flow_obj(return_state=True)
     flow_run_id = str(getattr(state, "state_details", None) and state.state_details.flow_run_id or "")
@@ -274,6 +297,27 @@ def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDi
     rd.state["flow_run_id"] = flow_run_id
     rd.state["flow_state"] = state.type.value if hasattr(state, "type") else str(state)
     rd.save()
+
+
+def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -> None:
+    from codex_tasks.compile import _slug
+    from codex_tasks.prefect_rest import record_history
+    from codex_tasks.server import ensure_server
+
+    try:
+        url = ensure_server()
+        flow_run_id = record_history(url, rd, summary, _tags(run, rd, int(rd.state.get("attempt", 1))),
+                                     _slug(run.plan.title))
+    except (OSError, ValueError, CodexTasksError) as exc:
+        rd.events.emit("log", line=f"could not record the run in Prefect: {exc}")
+        return
+    rd.state["flow_run_id"] = flow_run_id
+    rd.state["attempts"][-1]["flow_run_id"] = flow_run_id
+    rd.save()
+    summary["flow_run_id"] = flow_run_id
+    from codex_tasks.runs.files import write_json_atomic as _write
+
+    _write(rd.path / "summary.json", summary)
 
 
 def _close_run(run: RunContext, status: str, start: float) -> None:
@@ -294,7 +338,9 @@ def _close_run(run: RunContext, status: str, start: float) -> None:
         run.cache.memo.save()
     summary = write_summary(rd, run.plan)
     write_report(rd, run.plan, summary)
-    if rd.state.get("flow_run_id") and not run.dry_run:
+    if rd.state.get("history") == "rest":
+        _record_rest_history(run, rd, summary)
+    elif rd.state.get("flow_run_id") and not run.dry_run:
         from codex_tasks.prefect_setup import attach_report
 
         attach_report(rd, summary)

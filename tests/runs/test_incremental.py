@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import CODEX, run_cli
-from tests.test_run import _api
+from tests.test_run import _api, _flow_run, _task_runs
 
 
 def _latest(ws: Path) -> tuple[Path, dict]:
@@ -71,6 +71,10 @@ def test_cache_hits_changes_and_force(tmp_path: Path, prefect_url: str) -> None:
     assert {e["step_id"] for e in events if e["type"] == "step.cached"} == {"a", "b", "c"}
     # the cached step's report files are linked into the new run folder
     assert (run_dir / "steps" / "a" / "step.log").is_file()
+    # the Prefect history has the run too, its cached steps in Prefect's own Cached state
+    fr = _flow_run(prefect_url, run_dir.name)
+    trs = {t["name"]: t["state_name"] for t in _task_runs(prefect_url, fr["id"], expect=4)}
+    assert trs == {"a": "Cached", "b": "Cached", "c": "Cached", "plain": "Completed"}
     # plan says so too, without running anything
     plan = json.loads(run_cli("plan", "s.yaml", "--format", "json", cwd=ws, check=0).stdout)
     assert {s["id"]: s["action"] for s in plan["steps"]} == {"a": "cached", "b": "cached", "c": "cached", "plain": "run"}
