@@ -19,7 +19,6 @@ from codex_tasks.errors import RunInterrupted, StepFailed
 from codex_tasks.plan import PlannedStep
 from codex_tasks.runs.execute import OK_STATUSES, Outcome, RunContext, execute_step, record_not_run
 
-
 STATE_NAMES = {"cached": "Cached", "manual": "Manual", "skipped": "Skipped"}
 
 
