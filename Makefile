@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0
 	$(PIP) -e '.[dev]'
+	@# byte-compile now: with PYTHONDONTWRITEBYTECODE set, every start would compile the package again
+	$(PY) -m compileall -q codex_tasks
 	@touch $(STAMP)
 
 run: install

@@ -13,6 +13,7 @@ ever executes as shell and each arrives in the command exactly as given.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -27,6 +28,17 @@ BUILTINS = ("run_dir", "run_id", "workspace", "timestamp", "step_id", "phase_id"
 
 _LEGACY = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV: Any = None
+
+
+@functools.lru_cache(maxsize=512)
+def _template(src: str) -> Any:
+    """A compiled template per source (validate parses, then run renders, the same strings)."""
+    return _jinja().from_string(src)
+
+
+@functools.lru_cache(maxsize=512)
+def _expression(src: str) -> Any:
+    return _jinja().compile_expression(src, undefined_to_none=False)
 
 
 def _jinja() -> Any:
@@ -408,7 +420,7 @@ def render_string(text: str, values: Mapping[str, Any], *, shell: bool = False) 
     try:
         src, lits, _, snaps = _compile(text, shell)
         lexers.extend(snaps)
-        template = _jinja().from_string(src)
+        template = _template(src)
     except TemplateSyntaxError as exc:
         raise RenderError(f"template syntax error: {exc.message}") from None
 
@@ -455,7 +467,7 @@ def evaluate(expr: str, values: Mapping[str, Any]) -> Any:
     from jinja2.exceptions import SecurityError
 
     try:
-        fn = _jinja().compile_expression(expr.strip(), undefined_to_none=False)
+        fn = _expression(expr.strip())
         context = dict(values)
         context["params"] = dict(values)
         result = fn(**context)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 
 DEFAULT_CORPUS = ["**/*.py", "docs/**/*.md"]
 DEFAULT_EXCLUDE = [
@@ -119,6 +118,8 @@ def split_documents(docs: list[Document], eval_fraction: float, seed: int) -> tu
             return docs, []
         return [Document(docs[0].path, text[:cut])], [Document(docs[0].path, text[cut:])]
     n_eval = min(len(docs) - 1, max(1, round(len(docs) * eval_fraction)))
+    import numpy as np  # here, not at the top: the tokenize `with:` model imports this module
+
     chosen = set(np.random.default_rng(seed).permutation(len(docs))[:n_eval].tolist())
     train = [d for i, d in enumerate(docs) if i not in chosen]
     evals = [d for i, d in enumerate(docs) if i in chosen]

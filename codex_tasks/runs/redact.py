@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from codex_tasks.secret_rules import redact_tokens
 
 MASK = "[REDACTED]"
 
@@ -47,6 +46,8 @@ def redact(text: str) -> str:
     for value in sorted(_values, key=len, reverse=True):
         if value in text:
             text = text.replace(value, MASK)
+    from codex_tasks.secret_rules import redact_tokens  # compiled on first use: `validate` never needs it
+
     text = redact_tokens(text, MASK)
     for fn in list(_providers):
         text = fn(text)

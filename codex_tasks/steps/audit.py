@@ -29,13 +29,13 @@ class Bucket(BaseModel):
 
 
 def _default_buckets() -> dict[str, Bucket]:
-    from codex_tasks.repo.audit_scan import DEFAULT_BUCKETS
+    from codex_tasks.repo.audit_defaults import DEFAULT_BUCKETS
 
     return {name: Bucket(**spec) for name, spec in DEFAULT_BUCKETS.items()}
 
 
 def _default_remote() -> list[str]:
-    from codex_tasks.repo.audit_scan import DEFAULT_REMOTE_PATTERNS
+    from codex_tasks.repo.audit_defaults import DEFAULT_REMOTE_PATTERNS
 
     return list(DEFAULT_REMOTE_PATTERNS)
 

@@ -1,4 +1,4 @@
-"""End to end in a real terminal: tmux runs `python -m codex_tasks.tui FILE`, we read the pane."""
+"""End to end in a real terminal: tmux runs `codex-tasks tui FILE`, we read the pane."""
 
 from __future__ import annotations
 
@@ -51,8 +51,9 @@ def test_tui_in_tmux_shows_step_ids_and_final_statuses(tmp_path: Path, prefect_u
     keep = ("PATH", "HOME", "CODEX_TASKS_HOME", "PREFECT_API_URL", "DO_NOT_TRACK", "LANG", "LC_ALL")
     env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in keep if k in os.environ)
     done_file = tmp_path / "exit_code"
-    cmd = (f"cd {shlex.quote(str(ws))} && env {env} TERM=xterm-256color {shlex.quote(sys.executable)} "
-           f"-m codex_tasks.tui seq.yaml --workspace {shlex.quote(str(ws))}; "
+    codex = str(Path(sys.executable).parent / "codex-tasks")
+    cmd = (f"cd {shlex.quote(str(ws))} && env {env} TERM=xterm-256color {shlex.quote(codex)} "
+           f"tui seq.yaml --workspace {shlex.quote(str(ws))}; "
            f"echo $? > {shlex.quote(str(done_file))}; sleep 30")
     tmux(sock, "new-session", "-d", "-x", "100", "-y", "30", cmd)
     try:
