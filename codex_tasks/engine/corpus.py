@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-
 DEFAULT_CORPUS = ["**/*.py", "docs/**/*.md"]
 DEFAULT_EXCLUDE = [
     ".codex/**",

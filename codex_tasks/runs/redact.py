@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-
 MASK = "[REDACTED]"
 
 _lock = threading.Lock()
