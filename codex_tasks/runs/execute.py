@@ -112,6 +112,9 @@ def cache_mode(step: PlannedStep, module: Any) -> bool:
     default = getattr(module, "CACHE", "never")
     if step.kind == "manual" or default == "never":
         return False
+    allowed = getattr(module, "cacheable", None)  # a kind may cache only some configurations
+    if allowed is not None and step.config is not None and not allowed(step.config):
+        return False
     if step.kind == "shell":
         return bool(step.cache) and bool(step.outputs)
     if default == "default":

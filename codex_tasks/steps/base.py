@@ -10,7 +10,9 @@ A kind is one module in `codex_tasks/steps/` that defines:
 - `run(cfg: With, ctx: StepContext) -> StepResult`: does the work; raises `StepFailed` (or a
   subclass) with a one-line reason on failure,
 - optionally `deps(cfg, ctx) -> list[str]` and `outputs(cfg, ctx) -> list[str]`: paths/globs
-  (relative to the workspace) that key the cache and that the step writes.
+  (relative to the workspace) that key the cache and that the step writes,
+- optionally `cacheable(cfg) -> bool` (only some configurations may be cached) and
+  `SUPPORTS_DRY_RUN = True` (its `run` honours `ctx.dry_run`; otherwise a dry run only logs).
 
 Progress leaves a step only through `ctx` (events); a kind never imports the CLI or the TUI.
 """

@@ -18,6 +18,12 @@ from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "patch"
 CACHE = "opt_in"
+SUPPORTS_DRY_RUN = True  # `run --dry-run` checks every hunk and writes nothing
+
+
+def cacheable(cfg: With) -> bool:
+    """Only a check is worth caching: an applied patch changed the tree it would be keyed by."""
+    return bool(cfg.check_only)
 
 
 class With(WithModel):
