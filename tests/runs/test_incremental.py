@@ -302,3 +302,25 @@ def test_errors_reads_legacy_text_file(tmp_path: Path) -> None:
     assert out[0]["error_message"].startswith("ModuleNotFoundError")
     assert out[1]["context"] == "rm -rf build"
     assert os.path.exists(legacy)
+
+
+def test_ctrl_c_saves_state_and_exits_130(tmp_path: Path, prefect_url: str) -> None:
+    ws = tmp_path
+    (ws / "s.yaml").write_text(LONG)
+    proc = subprocess.Popen([CODEX, "run", "s.yaml"], cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _started(ws, "long"))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err
+    run_dir, summary = _latest(ws)
+    assert summary["status"] == "interrupted"
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["steps"]["first"]["status"] == "succeeded" and state["steps"]["long"]["status"] == "not_run"
+    (ws / "go").write_text("")
+    (ws / "counter").write_text("")
+    run_cli("run", "s.yaml", "--resume", cwd=ws, check=0)
+    assert _counter(ws) == ["long", "last"]
