@@ -8,15 +8,14 @@ STAMP  := $(VENV)/.install-stamp
 PIP    := $(PY) -m pip install -q -c constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint docs clean
+.PHONY: install run test test-fast lint docs image clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+# scripts/install.sh is the one install recipe (the Dockerfile runs it too).
+$(STAMP): pyproject.toml constraints.txt scripts/install.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) --upgrade pip
-	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev]'
+	scripts/install.sh $(PY) -e '.[dev]'
 	@# byte-compile now: with PYTHONDONTWRITEBYTECODE set, every start would compile the package again
 	$(PY) -m compileall -q codex_tasks
 	@touch $(STAMP)
@@ -35,9 +34,15 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check codex_tasks tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile
 
 docs: install
 	$(PY) -m codex_tasks.spec.docs
+	$(VENV)/bin/mkdocs build --strict
+
+# CPU image (Docker is not available on the development machines: docs/docker.md).
+image:
+	docker build -t codex-tasks .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .codex
+	rm -rf $(VENV) build dist site *.egg-info .codex

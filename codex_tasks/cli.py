@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("name", nargs="?")
     sp.add_argument("--json", action="store_true")
 
+    sp = sub.add_parser("new", help="a new sequence file from a template (or a copy of a built-in)")
+    sp.add_argument("name", help="writes NAME.yaml")
+    sp.add_argument("--from", dest="from_ref", metavar="REF", help="copy this sequence instead: builtin:NAME or a path")
+    sp.add_argument("--dir", dest="dest_dir", metavar="DIR", default=".", help="folder to write into (.)")
+
     sub.add_parser("schema", help="JSON Schema of the format (for editors)")
     sp = sub.add_parser("steps", help="the step kinds and their with: fields")
     sp.add_argument("--json", action="store_true")
@@ -466,6 +471,15 @@ def cmd_schedule(args: argparse.Namespace, _: dict[str, Any]) -> int:
     if not args.name:
         raise UsageError(f"schedule {args.action} needs a NAME", hint="codex-tasks schedule ls")
     print(schedule.set_paused(args.name, args.action == "pause"))
+    return 0
+
+
+def cmd_new(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.scaffold import new_sequence
+
+    path = new_sequence(args.name, from_ref=args.from_ref, dest_dir=Path(args.dest_dir))
+    print(f"wrote {path}")
+    print(f"  next: codex-tasks validate {path}   codex-tasks run {path}")
     return 0
 
 

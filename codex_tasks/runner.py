@@ -114,6 +114,14 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
     return loaded, plan, workspace, run_id, values, previous
 
 
+def path_with_interpreter() -> str:
+    """PATH with this interpreter's bin folder first, so a step's `python` and `codex-tasks` are the
+    ones running this run, also when `.venv/bin/codex-tasks` is called without activating `.venv`."""
+    bin_dir = str(Path(sys.executable).parent)
+    rest = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != bin_dir]
+    return os.pathsep.join([bin_dir, *rest])
+
+
 def run_sequence(opts: RunOptions) -> RunResult:
     loaded, plan, workspace, run_id, values, previous = prepare(opts)
     spec = loaded.spec
@@ -163,7 +171,8 @@ def run_sequence(opts: RunOptions) -> RunResult:
         rundir=rd,
         workspace=workspace,
         params=values,
-        env={**param_env(spec, values), "CODEX_RUN_ID": rd.run_id, "CODEX_RUN_DIR": str(rd.path),
+        env={**param_env(spec, values), "PATH": path_with_interpreter(),
+             "CODEX_RUN_ID": rd.run_id, "CODEX_RUN_DIR": str(rd.path),
              "CODEX_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1"},
         dry_run=dry_run,
         strict=opts.strict,

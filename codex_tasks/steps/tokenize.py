@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -10,6 +11,7 @@ from codex_tasks.engine.corpus import DEFAULT_CORPUS, DEFAULT_EXCLUDE
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "tokenize"
+FALLBACK_GLOBS = ["**/*.py", "**/*.md", "**/*.txt"]
 CACHE = "default"
 
 
@@ -44,16 +46,35 @@ class With(WithModel):
     threads: int | None = Field(
         None, ge=1, description="Encoder threads (default: the machine's cores, at most 8)."
     )
+    fallback: str | None = Field(
+        None,
+        description="Read this folder's `*.py`, `*.md` and `*.txt` files when `corpus` matches no file in the "
+        "workspace; `builtin` is the small corpus shipped with codex-tasks (default: none, the step fails).",
+    )
     out: str = Field(
         ".codex/artifacts/tokenizer",
         description="Folder written: the tokenizer file, `train.bin`, `eval.bin` and `meta.json`.",
     )
 
 
+def fallback_root(cfg: With, ctx: StepContext) -> Path | None:
+    """The folder read when the corpus globs match nothing (`builtin`: the shipped corpus)."""
+    if not cfg.fallback:
+        return None
+    if cfg.fallback == "builtin":
+        from codex_tasks.resources import tasks_dir
+
+        return tasks_dir() / "corpus"
+    return ctx.resolve(cfg.fallback)
+
+
 def deps(cfg: With, ctx: StepContext) -> list[str]:
     deps = list(cfg.corpus)
     if cfg.tokenizer:
         deps.append(cfg.tokenizer)
+    fallback = fallback_root(cfg, ctx)
+    if fallback is not None:
+        deps.append(str(fallback))
     return deps
 
 
@@ -62,12 +83,18 @@ def outputs(cfg: With, ctx: StepContext) -> list[str]:
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
+    from codex_tasks.engine.corpus import find_files
     from codex_tasks.engine.prepare import PrepareSpec, prepare_token_data
 
     out = ctx.resolve(cfg.out)
+    root, corpus = ctx.workspace, cfg.corpus
+    fallback = fallback_root(cfg, ctx)
+    if fallback is not None and not find_files(ctx.workspace, cfg.corpus, cfg.exclude):
+        ctx.log(f"no file in the workspace matches {cfg.corpus}: reading the fallback corpus {fallback}")
+        root, corpus = fallback, FALLBACK_GLOBS
     spec = PrepareSpec(
-        root=ctx.workspace,
-        corpus=cfg.corpus,
+        root=root,
+        corpus=corpus,
         exclude=cfg.exclude,
         kind=cfg.kind,
         vocab_size=cfg.vocab_size,

@@ -101,6 +101,12 @@ def watch(path: Path) -> int:
 
 def run_with_tui(opts: RunOptions) -> int:
     """Start the run in a worker thread and show it (`codex-tasks tui FILE`, `run --tui`)."""
+    # Steps may use multiprocessing (audit / safety_scan over many files). Its resource tracker is
+    # started lazily with this process's stderr fd, which Textual replaces while the app runs
+    # ("ValueError: bad value(s) in fds_to_keep"): start it now, while the real fd is there.
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     from codex_tasks.runner import prepare
     from codex_tasks.tui.app import RunApp
     from codex_tasks.tui.controller import RunController
