@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codex_tasks.repo.audit_scan import DEFAULT_REMOTE_PATTERNS, audit_files, iter_sources  # noqa: E402
+from codex_tasks.repo.audit_defaults import DEFAULT_REMOTE_PATTERNS  # noqa: E402
+from codex_tasks.repo.audit_scan import audit_files, iter_sources  # noqa: E402
 
 
 def main() -> None:

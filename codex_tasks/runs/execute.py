@@ -207,7 +207,7 @@ def capture_error(step: PlannedStep, run: RunContext, exc: BaseException) -> str
 def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_attempt: bool = True) -> Outcome:
     """Run (or skip, or serve from cache) one step and record everything about it."""
     rd = run.rundir
-    base = {"phase_id": step.phase_id, "kind": step.kind, "description": step.description,
+    base: dict[str, Any] = {"phase_id": step.phase_id, "kind": step.kind, "description": step.description,
             "step_dir": str(rd.step_dir(step.id))}
     if step.skip:
         rd.update_step(step.id, status="skipped", note=step.skip, **base)
@@ -276,7 +276,7 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
             return Outcome("cached")
 
     start = time.time()
-    rd.update_step(step.id, status="running", started=now_iso(start), attempts=attempt, **base)
+    rd.update_step(step.id, persist=False, status="running", started=now_iso(start), attempts=attempt, **base)
     rd.events.emit("step.started", step_id=step.id, phase_id=step.phase_id, kind=step.kind,
                    description=step.description, attempt=attempt)
     ctx.log(f"# {now_iso(start)} step {step.id} ({step.kind}), attempt {attempt}", event=False)

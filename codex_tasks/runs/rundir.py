@@ -105,16 +105,19 @@ class RunDir:
         with self._lock:
             self.state["updated"] = now_iso()
             # values are redacted as they enter the state (update_step), not on every save
-            write_json_atomic(self.path / "state.json", self.state, redacted=False)
+            write_json_atomic(self.path / "state.json", self.state, redacted=False, compact=True)
 
-    def update_step(self, step_id: str, **fields: Any) -> dict[str, Any]:
+    def update_step(self, step_id: str, *, persist: bool = True, **fields: Any) -> dict[str, Any]:
+        """Change a step's entry; `persist=False` keeps it in memory until the next save (a step's
+        'running' mark: a kill before the step ends loses nothing that resume needs)."""
         with self._lock:
             entry: dict[str, Any] = self.state.setdefault("steps", {}).setdefault(step_id, {})
             entry.update(redact_obj(fields))
             if self.remote:
                 # the run's process owns state.json; it merges this file when the step ends
-                write_json_atomic(self.step_dir(step_id) / REMOTE_STATE, entry, redacted=False)
-            else:
+                if persist:
+                    write_json_atomic(self.step_dir(step_id) / REMOTE_STATE, entry, redacted=False)
+            elif persist:
                 self.save()
             return dict(entry)
 

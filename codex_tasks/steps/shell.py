@@ -21,12 +21,13 @@ from typing import Any
 from pydantic import Field
 
 from codex_tasks.errors import RunInterrupted, StepFailed, StepTimeout
-from codex_tasks.runs.files import write_text_atomic
+from codex_tasks.runs.redact import redact
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "shell"
 CACHE = "opt_in"
 ASSERTION_EXIT = 86
+PIPE_SCRIPT_LIMIT = 60_000  # bytes; a Linux pipe buffers 64 KiB
 
 
 class With(WithModel):
@@ -70,24 +71,40 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
 def run_script(script: str, ctx: StepContext, *, shell: str = "bash", cwd: str | None = None) -> tuple[int, list[str]]:
     """Run `script` under `bash -euo pipefail`, streaming output to the log; (exit code, last lines)."""
     ctx.step_dir.mkdir(parents=True, exist_ok=True)
-    # The run folder keeps a redacted copy; bash reads the real script from a private temp file
-    # (not argv, which `ps` shows), removed as soon as the step ends.
-    write_text_atomic(ctx.step_dir / "script.sh", script)
-    fd, tmp_name = tempfile.mkstemp(prefix="codex-step-", suffix=".sh")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(script)
-    script_path = Path(tmp_name)
+    # The run folder keeps a redacted copy. bash reads the real script from a pipe (or, when it
+    # is too big for one, a private temp file) — never from argv, which `ps` shows.
+    with open(ctx.step_dir / "script.sh", "w", encoding="utf-8") as fh:
+        fh.write(redact(script))
+    data = script.encode("utf-8")
+    script_path: Path | None = None
+    pass_fds: tuple[int, ...] = ()
+    if len(data) < PIPE_SCRIPT_LIMIT:
+        read_end, write_end = os.pipe()
+        os.write(write_end, data)  # fits in the pipe's buffer: no writer thread needed
+        os.close(write_end)
+        source, pass_fds = f"/dev/fd/{read_end}", (read_end,)
+    else:
+        fd, tmp_name = tempfile.mkstemp(prefix="codex-step-", suffix=".sh")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        script_path = Path(tmp_name)
+        source = tmp_name
     env = {**os.environ, **ctx.env}
     workdir = ctx.resolve(cwd) if cwd else ctx.workspace
-    proc = subprocess.Popen(
-        [shell, "-euo", "pipefail", str(script_path)],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: timeout and cancel kill every child
-    )
+    try:
+        proc = subprocess.Popen(
+            [shell, "-euo", "pipefail", source],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            pass_fds=pass_fds,
+            start_new_session=True,  # its own process group: timeout and cancel kill every child
+        )
+    finally:
+        for fd_ in pass_fds:
+            os.close(fd_)
     why: list[str] = []
     finished = threading.Event()
 
@@ -107,7 +124,8 @@ def run_script(script: str, ctx: StepContext, *, shell: str = "bash", cwd: str |
         return _stream(proc, ctx, watchdog, why, finished)
     finally:
         finished.set()
-        script_path.unlink(missing_ok=True)
+        if script_path is not None:
+            script_path.unlink(missing_ok=True)
 
 
 def _stream(proc: subprocess.Popen[bytes], ctx: StepContext, watchdog: Any, why: list[str],
