@@ -27,9 +27,9 @@ run: install
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# The inner loop: everything but slow-marked tests (under 5 minutes).
+# The inner loop: everything but slow-marked tests, on both cores (~2.5 minutes here).
 test-fast: install
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" -n 2 $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check codex_tasks tests bench
