@@ -1,4 +1,4 @@
-"""Audit Python files: TODO/FIXME/XXX comments, `raise NotImplementedError`, stub bodies, and
+"""Audit Python files: TODO/FIXME/XXX comments, NotImplementedError raises, stub bodies, and
 references to remote / cost-incurring services.
 
 Comments come from `tokenize`, so a "TODO" inside a string never counts, and a cheap byte-level
