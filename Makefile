@@ -37,7 +37,7 @@ lint: install
 	$(VENV)/bin/hadolint Dockerfile
 
 docs: install
-	$(PY) -m codex_tasks.spec.docs
+	$(PY) -m codex_tasks.reference.docs
 	$(VENV)/bin/mkdocs build --strict
 
 # CPU image (Docker is not available on the development machines: docs/docker.md).

@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from codex_tasks.server import ensure_server
+    from codex_tasks.orchestrate.prefect.server import ensure_server
 
     url = ensure_server()
     env = {**os.environ, "PREFECT_API_URL": url, "DO_NOT_TRACK": "1",

@@ -183,7 +183,7 @@ def _main(argv: list[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
-    from codex_tasks.runner import RunOptions, run_sequence
+    from codex_tasks.orchestrate.runner import RunOptions, run_sequence
 
     if args.max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
@@ -300,13 +300,13 @@ def cmd_verify(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
 
 def cmd_mlflow(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks.mlflow_ui import serve_mlflow
+    from codex_tasks.engine.mlflow_ui import serve_mlflow
 
     return serve_mlflow(_workspace(args), port=args.port)
 
 
 def cmd_validate(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks.validate import validate_file
+    from codex_tasks.orchestrate.validate import validate_file
 
     failed = 0
     for f in args.files:
@@ -321,7 +321,7 @@ def cmd_validate(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks.planview import show_plan
+    from codex_tasks.orchestrate.planview import show_plan
 
     print(show_plan(args.file, args.param, only=_ids(args.only), from_step=args.from_step,
                     workspace=args.workspace, fmt=args.format))
@@ -423,7 +423,7 @@ def cmd_cache(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
 
 def cmd_server(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks import server
+    from codex_tasks.orchestrate.prefect import server
 
     if args.action == "start":
         url = server.ensure_server()
@@ -448,7 +448,7 @@ def cmd_server(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks.schedule import serve
+    from codex_tasks.orchestrate.schedule import serve
 
     if args.interval is not None and args.interval <= 0:
         raise UsageError("--interval must be positive")
@@ -457,7 +457,7 @@ def cmd_serve(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks import schedule
+    from codex_tasks.orchestrate import schedule
 
     if args.action == "ls":
         rows = schedule.list_schedules()
@@ -475,7 +475,7 @@ def cmd_schedule(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
 
 def cmd_new(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks.scaffold import new_sequence
+    from codex_tasks.sequence.scaffold import new_sequence
 
     path = new_sequence(args.name, from_ref=args.from_ref, dest_dir=Path(args.dest_dir))
     print(f"wrote {path}")
@@ -484,14 +484,14 @@ def cmd_new(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks.spec.schema import json_schema
+    from codex_tasks.reference.schema import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return 0
 
 
 def cmd_steps(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks.spec.schema import describe_kinds
+    from codex_tasks.reference.schema import describe_kinds
 
     kinds = describe_kinds()
     if args.json:

@@ -6,6 +6,6 @@
 Parameters: file (the sequence), params (["k=v", ...]), workspace, max_parallel.
 """
 
-from codex_tasks.prefect_flow import codex_sequence
+from codex_tasks.orchestrate.prefect.entrypoint import codex_sequence
 
 __all__ = ["codex_sequence"]

@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
-    from codex_tasks import server
+    from codex_tasks.orchestrate.prefect import server
 
     server.stop()
     home = getattr(config, "_codex_home", None)
@@ -74,7 +74,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def prefect_url() -> str:
     """The managed server's API URL (started once for the session)."""
-    from codex_tasks.server import ensure_server
+    from codex_tasks.orchestrate.prefect.server import ensure_server
 
     return ensure_server()
 

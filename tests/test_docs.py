@@ -43,7 +43,7 @@ def test_mkdocs_builds_strictly(tmp_path: Path) -> None:
 
 
 def test_reference_and_schema_are_not_stale() -> None:
-    proc = subprocess.run([sys.executable, "-m", "codex_tasks.spec.docs", "--check"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "codex_tasks.reference.docs", "--check"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from codex_tasks.resources import resolve_sequence_ref, tasks_dir
-from codex_tasks.scaffold import SCHEMA_COMMENT
-from codex_tasks.validate import validate_file
+from codex_tasks.core.resources import resolve_sequence_ref, tasks_dir
+from codex_tasks.orchestrate.validate import validate_file
+from codex_tasks.sequence.scaffold import SCHEMA_COMMENT
 from tests.conftest import ROOT, run_cli
 
 LIBRARY = sorted(p.name for p in (ROOT / "tasks").glob("*.yaml"))
@@ -54,7 +54,7 @@ def test_shipped_corpus_is_small_and_real() -> None:
 
 
 def test_nightly_is_scheduled_at_three() -> None:
-    from codex_tasks.spec.load import load_sequence
+    from codex_tasks.sequence.load import load_sequence
 
     spec = load_sequence(ROOT / "tasks" / "nightly.yaml").spec
     assert spec.schedule is not None and spec.schedule.cron == "0 3 * * *"

@@ -70,7 +70,7 @@ def test_wheel_ships_every_module_and_the_data(installed: dict) -> None:
 def test_installed_cli_runs_outside_the_source_tree(installed: dict, prefect_url: str) -> None:
     exe, cwd, env = installed["venv"] / "bin" / "codex-tasks", installed["outside"], installed["env"]
     where = _run(installed["venv"] / "bin" / "python", "-c",
-                 "import codex_tasks, codex_tasks.resources as r; print(codex_tasks.__file__); print(r.templates_dir())",
+                 "import codex_tasks, codex_tasks.core.resources as r; print(codex_tasks.__file__); print(r.templates_dir())",
                  cwd=cwd, env=env).split()
     assert all(Path(p).is_relative_to(installed["site"]) for p in where), where
     assert _run(exe, "--version", cwd=cwd, env=env).startswith("codex-tasks ")

@@ -298,7 +298,7 @@ def audit_files(
 
 def bucket_matcher(buckets: dict[str, dict[str, list[str]]]) -> Callable[[str, str], list[str]]:
     """(path, text) -> the buckets whose path globs or keywords match."""
-    from codex_tasks.repo.globs import glob_match
+    from codex_tasks.core.patterns import glob_match
 
     compiled = {
         name: ([p for p in spec.get("paths", [])], [k.lower() for k in spec.get("keywords", [])])
@@ -319,7 +319,7 @@ def bucket_matcher(buckets: dict[str, dict[str, list[str]]]) -> Callable[[str, s
 
 def iter_sources(root: Path, include: Iterable[str], exclude: Iterable[str]) -> list[tuple[str, str]]:
     """Files under root matching `include` and not `exclude` (caches and `.git` pruned)."""
-    from codex_tasks.repo.globs import match_any
+    from codex_tasks.core.patterns import match_any
     from codex_tasks.repo.secret_scan import PRUNE_DIRS
 
     include = list(include)

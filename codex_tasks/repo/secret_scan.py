@@ -19,8 +19,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from codex_tasks.repo.globs import match_any
-from codex_tasks.secret_rules import (
+from codex_tasks.core.patterns import match_any
+from codex_tasks.core.secret_rules import (
     _NAME_KEYWORDS,
     PRIVATE_KEY_HEADER,
     _token_rules_for,

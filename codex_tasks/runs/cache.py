@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from codex_tasks.runs.files import write_json_atomic
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.runs.hashing import HashMemo, path_hash
 
 

@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from codex_tasks.render import render_template_text
-from codex_tasks.resources import template_path
+from codex_tasks.core.redact import redact, redact_obj
+from codex_tasks.core.resources import template_path
+from codex_tasks.render.templating import render_template_text
 from codex_tasks.runs.events import now_iso
-from codex_tasks.runs.redact import redact, redact_obj
 
 DEFAULT_TEMPLATE = (
     "Question for ChatGPT {timestamp}:\n"

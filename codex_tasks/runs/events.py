@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codex_tasks.runs.redact import redact_obj
+from codex_tasks.core.redact import redact_obj
 
 
 def now_iso(t: float | None = None) -> str:

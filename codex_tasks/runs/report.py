@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from codex_tasks.plan import Plan
+from codex_tasks.core.files import read_json, write_json_atomic, write_text_atomic
+from codex_tasks.orchestrate.plan import Plan
 from codex_tasks.runs.events import read_events
-from codex_tasks.runs.files import read_json, write_json_atomic, write_text_atomic
 from codex_tasks.runs.rundir import RunDir
 
 STATUS_MARK = {"succeeded": "✓", "failed": "✗", "cached": "↺", "manual": "✋", "skipped": "–", "not_run": "·"}

@@ -16,10 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.files import read_json, write_json_atomic, write_text_atomic
+from codex_tasks.core.redact import redact_obj
 from codex_tasks.errors import RunNotFound
 from codex_tasks.runs.events import EventLog, now_iso
-from codex_tasks.runs.files import read_json, write_json_atomic, write_text_atomic
-from codex_tasks.runs.redact import redact_obj
 
 CODEX_DIR = ".codex"
 REMOTE_STATE = "step_state.json"

@@ -251,8 +251,8 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
 
 
 def _gate_scan(scratch: Path, changed: list[str], d: Path) -> None:
+    from codex_tasks.core.redact import register_values
     from codex_tasks.repo.secret_scan import DEFAULT_FORBID, forbidden_files, scan_paths
-    from codex_tasks.runs.redact import register_values
 
     files = [(scratch / p, p) for p in changed if (scratch / p).is_file()]
     findings, _ = scan_paths(files, workers=1)

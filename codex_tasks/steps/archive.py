@@ -67,7 +67,7 @@ def _default_paths(ctx: StepContext) -> list[Path]:
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
-    from codex_tasks.repo.globs import match_any
+    from codex_tasks.core.patterns import match_any
 
     out = ctx.resolve(cfg.out) if cfg.out else ctx.run_dir / "codex_run_artifacts.zip"
     roots = [ctx.resolve(p) for p in cfg.paths] if cfg.paths is not None else _default_paths(ctx)

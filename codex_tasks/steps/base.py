@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from codex_tasks.runs.redact import redact
+from codex_tasks.core.redact import redact
 
 
 class WithModel(BaseModel):

@@ -74,8 +74,8 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
 
-    from codex_tasks.resources import template_path
-    from codex_tasks.runs.redact import redact
+    from codex_tasks.core.redact import redact
+    from codex_tasks.core.resources import template_path
 
     tpl_path = ctx.resolve(cfg.template) if cfg.template else template_path("changelog_entry.md.j2")
     if not tpl_path.is_file():

@@ -206,7 +206,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
             raise StepFailed("SBOM generation failed", context=proc.stderr[-2000:], hint="install cyclonedx-bom")
         record["sbom"] = sbom.name
         out.append(str(sbom))
-    from codex_tasks.runs.redact import redact_obj
+    from codex_tasks.core.redact import redact_obj
 
     (ctx.step_dir / "provenance.json").write_text(json.dumps(redact_obj(record), indent=2, default=str) + "\n")
     git = record["git"]

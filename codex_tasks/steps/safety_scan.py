@@ -67,6 +67,7 @@ def outputs(cfg: With, ctx: StepContext) -> list[str]:
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
+    from codex_tasks.core.redact import register_values
     from codex_tasks.repo.secret_scan import (
         ExtraRule,
         apply_allowlist,
@@ -74,7 +75,6 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
         iter_files,
         scan_paths,
     )
-    from codex_tasks.runs.redact import register_values
 
     roots = [ctx.resolve(p) for p in cfg.paths] if cfg.paths is not None else [ctx.workspace, ctx.run_dir]
     files = []

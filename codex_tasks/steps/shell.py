@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import Field
 
+from codex_tasks.core.redact import redact
 from codex_tasks.errors import RunInterrupted, StepFailed, StepTimeout
-from codex_tasks.runs.redact import redact
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "shell"

@@ -62,7 +62,7 @@ def fallback_root(cfg: With, ctx: StepContext) -> Path | None:
     if not cfg.fallback:
         return None
     if cfg.fallback == "builtin":
-        from codex_tasks.resources import tasks_dir
+        from codex_tasks.core.resources import tasks_dir
 
         return tasks_dir() / "corpus"
     return ctx.resolve(cfg.fallback)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from codex_tasks.runner import RunOptions
+    from codex_tasks.orchestrate.runner import RunOptions
 
 
 def main(target: str | None = None, run_args: list[str] | None = None, workspace: str | None = None) -> int:

@@ -22,7 +22,7 @@ from codex_tasks.tui.source import RunFolder
 from codex_tasks.tui.widgets import LogPane, MetricsPanel, ProgressPanel, RunHeader, StepsTable
 
 if TYPE_CHECKING:
-    from codex_tasks.runner import RunOptions
+    from codex_tasks.orchestrate.runner import RunOptions
 
 RESUMABLE = ("failed", "interrupted", "cancelled")
 STALE_CHECK_S = 2.0
@@ -437,7 +437,7 @@ class RunApp(App[str | None]):
 
 def resume_options(folder: RunFolder) -> RunOptions:
     """`--resume=RUN` with the options the run was started with."""
-    from codex_tasks.runner import RunOptions
+    from codex_tasks.orchestrate.runner import RunOptions
 
     st = folder.state()
     opts = st.get("options") or {}

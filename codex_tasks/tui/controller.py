@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from codex_tasks.runner import RunOptions
+    from codex_tasks.orchestrate.runner import RunOptions
     from codex_tasks.runs.rundir import RunDir
 
 
 def supports_cancel_event() -> bool:
     """Whether `RunOptions` takes a `cancel_event` (needed to cancel an in-process run)."""
-    from codex_tasks.runner import RunOptions
+    from codex_tasks.orchestrate.runner import RunOptions
 
     return "cancel_event" in {f.name for f in dataclasses.fields(RunOptions)}
 
@@ -46,7 +46,7 @@ class RunController:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
-        from codex_tasks.runner import run_sequence
+        from codex_tasks.orchestrate.runner import run_sequence
 
         user_started = self.options.on_started
 

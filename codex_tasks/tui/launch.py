@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from codex_tasks.errors import UsageError
 
 if TYPE_CHECKING:
-    from codex_tasks.runner import RunOptions
+    from codex_tasks.orchestrate.runner import RunOptions
     from codex_tasks.tui.app import RunApp
 
 
@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def parse_run_args(file: str, run_args: list[str] | None, workspace: str | None = None) -> RunOptions:
     """`codex-tasks run` options (`--param k=v`, `--only`, `--resume[=RUN]`, ...) as RunOptions."""
-    from codex_tasks.runner import RunOptions
+    from codex_tasks.orchestrate.runner import RunOptions
 
     rest: list[str] = []
     optional: dict[str, str | bool] = {}
@@ -107,7 +107,7 @@ def run_with_tui(opts: RunOptions) -> int:
     from multiprocessing import resource_tracker
 
     resource_tracker.ensure_running()
-    from codex_tasks.runner import prepare
+    from codex_tasks.orchestrate.runner import prepare
     from codex_tasks.tui.app import RunApp
     from codex_tasks.tui.controller import RunController
 

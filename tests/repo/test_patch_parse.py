@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from codex_tasks.core.patterns import glob_match, match_any
 from codex_tasks.errors import PatchConflict
-from codex_tasks.repo.globs import glob_match, match_any
 from codex_tasks.repo.patch_parse import parse_patch
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from codex_tasks.core.redact import clear_values, redact
 from codex_tasks.errors import StepFailed
-from codex_tasks.runs.redact import clear_values, redact
 from codex_tasks.steps import safety_scan
 
 # Assembled from pieces: the scanner never sees a whole secret in this source file.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_async
 
-from codex_tasks.runner import RunOptions
+from codex_tasks.orchestrate.runner import RunOptions
 from codex_tasks.tui.controller import RunController, supports_cancel_event
 
 SEQUENCE = """\

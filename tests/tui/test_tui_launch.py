@@ -8,7 +8,7 @@ import pytest
 from conftest import RUN_ID, run_async
 
 from codex_tasks.errors import RunNotFound, UsageError
-from codex_tasks.runner import RunOptions
+from codex_tasks.orchestrate.runner import RunOptions
 from codex_tasks.tui.launch import is_sequence_file, main, parse_run_args
 from codex_tasks.tui.screens import QuitScreen
 

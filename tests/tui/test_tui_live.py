@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import cell_text, run_async
 
-from codex_tasks.runner import RunOptions
+from codex_tasks.orchestrate.runner import RunOptions
 from codex_tasks.tui.controller import RunController
 from codex_tasks.tui.widgets import StepsTable
 

@@ -1,0 +1,66 @@
+"""The one redaction hook every write of the run folder passes through.
+
+Rules come from `codex_tasks.core.secret_rules` (provider formats) plus exact values registered at run
+time: parameters typed `secret` and values a `safety_scan` step found. Further rule providers can
+be added with `register_provider` (the repository steps plug in here).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+MASK = "[REDACTED]"
+
+_lock = threading.Lock()
+_values: set[str] = set()
+_providers: list[Callable[[str], str]] = []
+
+
+def register_values(values: Iterable[str]) -> None:
+    """Redact these exact strings from everything written from now on (values of 4+ chars)."""
+    with _lock:
+        _values.update(v for v in values if isinstance(v, str) and len(v) >= 4)
+
+
+def register_provider(fn: Callable[[str], str]) -> None:
+    """Add a text -> text redaction function applied after the built-in rules."""
+    with _lock:
+        if fn not in _providers:
+            _providers.append(fn)
+
+
+def clear_values() -> None:
+    """Forget run-time values (between runs in one process, e.g. tests)."""
+    with _lock:
+        _values.clear()
+
+
+def redact(text: str) -> str:
+    """Return `text` with every known secret replaced by the mask."""
+    if not text:
+        return text
+    # Longest first, so a value that contains another is masked whole.
+    for value in sorted(_values, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, MASK)
+    from codex_tasks.core.secret_rules import (
+        redact_tokens,  # compiled on first use: `validate` never needs it
+    )
+
+    text = redact_tokens(text, MASK)
+    for fn in list(_providers):
+        text = fn(text)
+    return text
+
+
+def redact_obj(obj: Any) -> Any:
+    """Redact every string inside a JSON-like structure (keys are kept)."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {k: redact_obj(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [redact_obj(v) for v in obj]
+    return obj

@@ -1,0 +1,209 @@
+"""Compile a rendered plan into a Prefect 3 flow and run it.
+
+One Prefect task run per step, named by the step id. Phases run in order; inside a phase a small
+scheduler starts each step when the steps it waits for are done: alone, it is called directly in
+the flow (a plain task call is the cheapest way through Prefect), otherwise the ready steps are
+submitted to the task runner (bounded by `--max-parallel`). `on_error: stop` fails closed: no new
+step starts and the rest are `not_run`; `continue` goes on with the steps that do not depend on
+the failed one. A failed step is raised out of the flow so the flow run ends Failed (Prefect
+marks a flow Completed when a submitted task failed unless the failure is passed up).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from codex_tasks.errors import RunInterrupted, StepFailed
+from codex_tasks.orchestrate.execute import OK_STATUSES, Outcome, RunContext, execute_step, record_not_run
+from codex_tasks.orchestrate.plan import PlannedStep
+
+STATE_NAMES = {"cached": "Cached", "manual": "Manual", "skipped": "Skipped"}
+
+
+class StepsFailed(Exception):
+    """Raised out of the flow so the flow run ends Failed."""
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower() or "sequence"
+
+
+def make_step_task(step: PlannedStep, run: RunContext) -> Any:
+    """The Prefect task for one step."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    def body() -> Any:
+        from prefect.runtime import task_run
+        from prefect.states import Completed
+
+        attempt = int(task_run.run_count or 1)
+        final = attempt > step.retries
+        outcome = execute_step(step, run, attempt=attempt, final_attempt=final)
+        if outcome.status == "failed":
+            raise StepFailed(outcome.error or "step failed")
+        if outcome.status in STATE_NAMES:
+            # the Prefect UI shows a cached step as Cached (a manual one as Manual, ...)
+            return Completed(name=STATE_NAMES[outcome.status], message=outcome.status)
+        return outcome.status
+
+    return task(
+        name=step.id,
+        task_run_name=step.id,
+        retries=step.retries,
+        retry_delay_seconds=step.retry_delay,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+        log_prints=False,
+    )(body)
+
+
+class PhaseScheduler:
+    """Starts each step of a phase when what it waits for is done."""
+
+    def __init__(self, run: RunContext, max_parallel: int, stop_flag: dict[str, Any]) -> None:
+        self.run = run
+        self.max_parallel = max(1, max_parallel)
+        self.stop = stop_flag
+        self._signal = threading.Event()
+
+    def status(self, step_id: str) -> str | None:
+        return self.run.rundir.step_state(step_id).get("status")
+
+    def run_phase(self, steps: list[PlannedStep]) -> None:
+        pending = list(steps)
+        running: dict[str, Any] = {}
+        while pending or running:
+            if self.run.cancel_event.is_set() or self.stop.get("stopped"):
+                for step in pending:
+                    why = "run interrupted" if self.run.cancel_event.is_set() else f"an earlier step failed ({self.stop['by']})"
+                    record_not_run(step, self.run, why)
+                pending = []
+            ready: list[PlannedStep] = []
+            for step in list(pending):
+                states = {n: self.status(n) for n in step.needs}
+                if any(s in ("failed", "not_run") for s in states.values()):
+                    bad = next(n for n, s in states.items() if s in ("failed", "not_run"))
+                    record_not_run(step, self.run, f"depends on {bad}, which did not succeed")
+                    pending.remove(step)
+                    continue
+                if all(s in OK_STATUSES for s in states.values()):
+                    ready.append(step)
+            if not pending and not running:
+                break
+            if ready and not running and (len(ready) == 1 or self.max_parallel == 1):
+                step = ready[0]
+                pending.remove(step)
+                self._call_direct(step)
+                continue
+            room = self.max_parallel - len(running)
+            for step in ready[:room]:
+                pending.remove(step)
+                running[step.id] = self._submit(step)
+            if not running:
+                if pending and not ready:
+                    # nothing runnable and nothing running: leftover steps wait on skipped ones
+                    continue
+                continue
+            self._wait_any(running)
+            for sid, fut in list(running.items()):
+                if _done(fut):
+                    del running[sid]
+                    self._after(sid, fut)
+
+    def _call_direct(self, step: PlannedStep) -> None:
+        task = make_step_task(step, self.run)
+        state = task(return_state=True)
+        self._check(step, state)
+
+    def _submit(self, step: PlannedStep) -> Any:
+        task = make_step_task(step, self.run)
+        fut = task.submit()
+        wrapped = getattr(fut, "wrapped_future", None)
+        if wrapped is not None and hasattr(wrapped, "add_done_callback"):
+            wrapped.add_done_callback(lambda _f: self._signal.set())
+        return fut
+
+    def _wait_any(self, running: dict[str, Any]) -> None:
+        while not any(_done(f) for f in running.values()):
+            self._signal.wait(0.2)
+            self._signal.clear()
+
+    def _after(self, step_id: str, fut: Any) -> None:
+        state = fut.state
+        step = self.run.plan.step(step_id)
+        self._check(step, state)
+
+    def _check(self, step: PlannedStep, state: Any) -> None:
+        self.run.rundir.merge_remote(step.id)  # a step run in another process (Dask)
+        status = self.status(step.id)
+        if status is None or status == "running":
+            # the task crashed before execute_step could record anything (a bug or a kill)
+            message = str(state.message if state is not None else "crashed")
+            self.run.rundir.update_step(step.id, status="failed", error=message)
+            status = "failed"
+        if status == "not_run" and self.run.cancel_event.is_set():
+            return
+        if status == "failed" and step.on_error == "stop" and not self.stop.get("stopped"):
+            self.stop.update(stopped=True, by=step.id)
+
+
+def _done(fut: Any) -> bool:
+    wrapped = getattr(fut, "wrapped_future", None)
+    if wrapped is not None and hasattr(wrapped, "done"):
+        return bool(wrapped.done())
+    return bool(fut.state.is_final())
+
+
+def compile_flow(
+    run: RunContext,
+    *,
+    max_parallel: int = 4,
+    task_runner: Any = None,
+    on_phase: Callable[[str, str], None] | None = None,
+) -> Any:
+    """The Prefect flow for this run (call it with `return_state=True`)."""
+    from prefect import flow
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    plan = run.plan
+    runner: Any = task_runner or ThreadPoolTaskRunner(max_workers=max(1, max_parallel))
+
+    def codex_sequence() -> dict[str, str]:
+        stop: dict[str, Any] = {}
+        sched = PhaseScheduler(run, max_parallel, stop)
+        for phase in plan.phases:
+            if run.cancel_event.is_set() or stop.get("stopped"):
+                why = "run interrupted" if run.cancel_event.is_set() else f"an earlier step failed ({stop.get('by')})"
+                for step in phase.steps:
+                    if step.skip:
+                        execute_step(step, run)
+                    else:
+                        record_not_run(step, run, why)
+                continue
+            run.rundir.events.emit("phase.started", phase_id=phase.id, name=phase.name)
+            sched.run_phase(phase.steps)
+            run.rundir.events.emit("phase.finished", phase_id=phase.id, name=phase.name)
+        statuses = {s.id: str(run.rundir.step_state(s.id).get("status", "not_run")) for s in plan.steps()}
+        if run.cancel_event.is_set():
+            raise RunInterrupted("the run was interrupted")
+        failed = [sid for sid, st in statuses.items() if st == "failed"]
+        if failed:
+            raise StepsFailed(f"{len(failed)} step(s) failed: {', '.join(failed)}")
+        return statuses
+
+    return flow(
+        name=_slug(plan.title),
+        flow_run_name=run.rundir.run_id,
+        task_runner=runner,
+        persist_result=False,
+        log_prints=False,
+        validate_parameters=False,
+    )(codex_sequence)
+
+
+__all__ = ["Outcome", "StepsFailed", "compile_flow", "make_step_task"]

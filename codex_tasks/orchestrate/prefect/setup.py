@@ -1,0 +1,107 @@
+"""Prefect settings for every codex-tasks process: the managed server, quiet logs, no telemetry."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from codex_tasks.errors import UsageError
+from codex_tasks.orchestrate.prefect.server import ensure_server, quiet_env
+from codex_tasks.runs.rundir import RunDir
+
+
+def configure_prefect() -> str:
+    """Point this process at a running Prefect server (starting ours if needed); returns the API URL.
+    Must run before `import prefect` reads its settings."""
+    url = ensure_server()
+    for key, value in quiet_env().items():
+        os.environ.setdefault(key, value)
+    os.environ["PREFECT_API_URL"] = url
+    # results and task caches stay in memory: codex-tasks keeps its own cache and run folders
+    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
+    return url
+
+
+def crash_stale_flow_runs(rd: RunDir) -> None:
+    """A killed attempt leaves its flow run Running in Prefect: mark it Crashed."""
+    from prefect import get_client
+    from prefect.states import Crashed
+
+    ids = [a.get("flow_run_id") for a in rd.state.get("attempts", [])[:-1] if a.get("flow_run_id")]
+    names = {rd.run_id}
+    try:
+        with get_client(sync_client=True) as client:
+            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=list(names))))
+            for fr in runs:
+                if (str(fr.id) in ids or fr.name == rd.run_id) and fr.state is not None and not fr.state.is_final():
+                    client.set_flow_run_state(fr.id, Crashed(message="the codex-tasks process was killed; resumed"),
+                                              force=True)
+    except Exception as exc:  # history is best effort; the run itself goes on
+        rd.events.emit("log", line=f"could not mark the killed attempt Crashed in Prefect: {exc}")
+
+
+def attach_report(rd: RunDir, summary: dict[str, Any]) -> None:
+    """The run's report.md as a Prefect markdown artifact, and its step results as a table artifact."""
+    import re
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    flow_run_id = UUID(str(rd.state["flow_run_id"]))
+    key = "codex-" + re.sub(r"[^a-z0-9-]+", "-", str(summary.get("title", "run")).lower()).strip("-")[:60]
+    report = (rd.path / "report.md").read_text(encoding="utf-8")
+    # inline SVG plots make the artifact heavy; the UI shows the table and text, the plots stay in report.html
+    report = re.sub(r"<svg.*?</svg>", "*(plot: see report.html)*", report, flags=re.S)
+    rows = [{"step": r["id"], "phase": r.get("phase_id"), "kind": r.get("kind"), "status": r["status"],
+             "duration_s": r.get("duration"), "note": (r.get("error") or r.get("note") or "")[:120]}
+            for r in summary["steps"]]
+    try:
+        with get_client(sync_client=True) as client:
+            client.create_artifact(ArtifactCreate(key=key, type="markdown", data=report, flow_run_id=flow_run_id,
+                                                  description=f"codex-tasks report of run {rd.run_id}"))
+            client.create_artifact(ArtifactCreate(key=f"{key}-steps", type="table", data=rows, flow_run_id=flow_run_id,
+                                                  description=f"step results of run {rd.run_id}"))
+    except Exception as exc:  # history is best effort; the run's own files are complete
+        rd.events.emit("log", line=f"could not attach the report to the Prefect flow run: {exc}")
+
+
+def _set_env(env: dict[str, str]) -> None:
+    os.environ.update(env)
+
+
+def dask_task_runner(spec: str, max_parallel: int) -> Any:
+    """`dask` / `dask:N` (a LocalCluster of N workers) or `dask=tcp://HOST:PORT` (an existing scheduler).
+
+    Workers get the Prefect API URL (a worker without it would start a temporary server of its
+    own, ~35 s, and lose history)."""
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    from codex_tasks.orchestrate.prefect.server import client_env
+
+    if spec == "dask" or spec.startswith("dask:"):
+        try:
+            workers = int(spec.partition(":")[2] or min(max_parallel, os.cpu_count() or 2))
+        except ValueError:
+            raise UsageError(f"--runner {spec}: expected dask:N with N workers") from None
+        if workers < 1:
+            raise UsageError(f"--runner {spec}: at least one worker")
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                              "dashboard_address": None})
+    if spec.startswith("dask="):
+        address = spec.removeprefix("dask=")
+        from distributed import Client
+
+        try:
+            client = Client(address, timeout="5s")  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError) as exc:
+            raise UsageError(f"--runner {spec}: cannot reach the Dask scheduler at {address} ({type(exc).__name__})",
+                             hint="start it with `dask scheduler` and `dask worker ADDRESS`, or use --runner dask") from None
+        try:
+            client.run(_set_env, client_env(os.environ["PREFECT_API_URL"]))
+        finally:
+            client.close()  # type: ignore[no-untyped-call]
+        return DaskTaskRunner(address=address)
+    raise UsageError(f"--runner {spec}: expected local, dask, dask:N or dask=tcp://HOST:PORT")

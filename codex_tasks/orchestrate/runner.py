@@ -1,0 +1,357 @@
+"""`codex-tasks run`: load, resolve parameters, plan, open the run folder, run the Prefect flow,
+write the summary and report. Returns the exit code (0 ok, 1 a step failed, 130 interrupted);
+user errors are raised as `CodexTasksError` (exit 2) before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codex_tasks.core import redact as redaction
+from codex_tasks.core.files import write_json_atomic, write_text_atomic
+from codex_tasks.core.resources import resolve_sequence_ref
+from codex_tasks.errors import CodexTasksError, RunNotFound, UsageError
+from codex_tasks.orchestrate.execute import RunContext, execute_step
+from codex_tasks.orchestrate.plan import Plan, build_plan
+from codex_tasks.render.params import param_env, parse_cli_params, resolve_params, secret_values
+from codex_tasks.runs.cache import CacheIndex
+from codex_tasks.runs.events import now_iso
+from codex_tasks.runs.rundir import RunDir, codex_dir, is_alive, list_run_dirs, new_run_id, runs_root
+from codex_tasks.sequence.load import LoadedSequence, load_sequence
+
+RESUMABLE = ("failed", "interrupted", "cancelled", "running")
+
+
+@dataclass
+class RunOptions:
+    file: str
+    params: list[str] = field(default_factory=list)
+    only: list[str] | None = None
+    from_step: str | None = None
+    dry_run: bool = False
+    resume: str | bool | None = None  # True: the newest resumable run of this sequence
+    force: set[str] | None = None
+    max_parallel: int = 4
+    runner: str = "local"
+    strict: bool = False
+    workspace: str | None = None
+    agent: str | None = None
+    quiet: bool = False
+    on_event: Callable[[dict[str, Any]], None] | None = None
+    on_started: Callable[[RunDir], None] | None = None
+    cancel_event: threading.Event | None = None  # set it to stop the run cleanly (as SIGUSR1 does)
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    rundir: RunDir | None
+    status: str
+
+
+resolve_file = resolve_sequence_ref
+
+
+def _find_resumable(workspace: Path, file: Path, ref: str | bool) -> RunDir:
+    from codex_tasks.runs.rundir import find_run
+
+    if isinstance(ref, str):
+        rd = find_run(workspace, ref)
+    else:
+        target = str(file.resolve())
+        candidates = []
+        for d in list_run_dirs(workspace):
+            try:
+                r = RunDir.open(d)
+            except CodexTasksError:
+                continue
+            if r.state.get("sequence_file") == target:
+                candidates.append(r)
+        resumable = [r for r in candidates if r.state.get("status") in RESUMABLE]
+        if not resumable:
+            raise RunNotFound(f"no failed, cancelled or killed run of {file} to resume in {runs_root(workspace)}",
+                              hint="run it without --resume")
+        rd = resumable[-1]
+    status = rd.state.get("status")
+    if status == "running" and is_alive(rd.state.get("pid")) and rd.state.get("pid") != os.getpid():
+        raise UsageError(f"run {rd.run_id} is still running (pid {rd.state.get('pid')})",
+                         hint=f"codex-tasks cancel {rd.run_id} first")
+    if status not in RESUMABLE:
+        raise UsageError(f"run {rd.run_id} {status}; nothing to resume", hint="run it without --resume")
+    return rd
+
+
+def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str, Any], RunDir | None]:
+    """Everything that can fail on bad input, before anything is written."""
+    file = resolve_file(opts.file)
+    loaded = load_sequence(file)
+    workspace = Path(opts.workspace or os.getcwd()).resolve()
+    if not workspace.is_dir():
+        raise UsageError(f"--workspace {workspace}: not a folder")
+    previous: RunDir | None = None
+    stored: dict[str, Any] | None = None
+    cli = parse_cli_params(opts.params)
+    if opts.resume:
+        previous = _find_resumable(workspace, file, opts.resume)
+        run_id = previous.run_id
+        stored = previous.state.get("params", {})
+    else:
+        run_id = new_run_id()
+    run_dir = runs_root(workspace) / run_id
+    builtins = {"run_id": run_id, "run_dir": str(run_dir), "workspace": str(workspace),
+                "timestamp": now_iso()}
+    values = resolve_params(loaded.spec, cli, builtins, stored=stored)
+    plan = build_plan(loaded, values, only=opts.only, from_step=opts.from_step)
+    return loaded, plan, workspace, run_id, values, previous
+
+
+def path_with_interpreter() -> str:
+    """PATH with this interpreter's bin folder first, so a step's `python` and `codex-tasks` are the
+    ones running this run, also when `.venv/bin/codex-tasks` is called without activating `.venv`."""
+    bin_dir = str(Path(sys.executable).parent)
+    rest = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != bin_dir]
+    return os.pathsep.join([bin_dir, *rest])
+
+
+def run_sequence(opts: RunOptions) -> RunResult:
+    loaded, plan, workspace, run_id, values, previous = prepare(opts)
+    spec = loaded.spec
+    redaction.register_values(secret_values(spec, values))
+    dry_run = opts.dry_run or values.get("dry_run") is True
+
+    if previous is not None:
+        rd = previous
+        attempt = int(rd.state.get("attempt", 1)) + 1
+        prev_steps = dict(rd.state.get("steps", {}))
+        rd.state["steps"] = {}
+    else:
+        codex_dir(workspace)
+        rd = RunDir.create(workspace, run_id)
+        attempt = 1
+        prev_steps = {}
+    secret_names = {n for n, p in spec.all_params().items() if p.type == "secret"}
+    stored_params = {k: v for k, v in values.items()
+                     if k not in secret_names and k not in ("run_id", "run_dir", "workspace", "timestamp")}
+    seq_file = resolve_file(opts.file).resolve()
+    rd.state.update({
+        "run_id": rd.run_id,
+        "title": spec.title,
+        "sequence_file": str(seq_file),
+        "sequence_sha256": hashlib.sha256(loaded.text.encode()).hexdigest(),
+        "workspace": str(workspace),
+        "params": stored_params,
+        "status": "running",
+        "pid": os.getpid(),
+        "attempt": attempt,
+        "dry_run": dry_run,
+        "started": rd.state.get("started") or now_iso(),
+        "options": {"only": opts.only, "from": opts.from_step, "strict": opts.strict,
+                    "max_parallel": opts.max_parallel, "runner": opts.runner},
+    })
+    rd.state.setdefault("attempts", []).append({"attempt": attempt, "started": now_iso(), "pid": os.getpid()})
+    write_text_atomic(rd.path / "sequence.yaml", loaded.text)
+    write_json_atomic(rd.path / "plan.json", {"title": plan.title, "steps": [s.as_dict() for s in plan.steps()]})
+    rd.save()
+    if opts.on_event:
+        rd.events.listeners.append(opts.on_event)
+    if opts.on_started:
+        opts.on_started(rd)
+
+    run = RunContext(
+        plan=plan,
+        rundir=rd,
+        workspace=workspace,
+        params=values,
+        env={**param_env(spec, values), "PATH": path_with_interpreter(),
+             "CODEX_RUN_ID": rd.run_id, "CODEX_RUN_DIR": str(rd.path),
+             "CODEX_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1"},
+        dry_run=dry_run,
+        strict=opts.strict,
+        force=opts.force,
+        resuming=previous is not None,
+        previous=prev_steps,
+        agent_command=opts.agent,
+        cache=CacheIndex(workspace),
+        cancel_event=opts.cancel_event or threading.Event(),
+    )
+    if previous is not None:
+        rd.events.emit("run.resumed", attempt=attempt, title=spec.title)
+    else:
+        rd.events.emit("run.started", title=spec.title, attempt=attempt, steps=len(plan.steps()),
+                       sequence_file=str(seq_file))
+    start = time.time()
+    status = "failed"
+    restore = _install_interrupt(run)
+    try:
+        if dry_run:
+            _run_without_prefect(run)
+        elif _nothing_to_execute(run, opts):
+            _run_without_prefect(run)  # history is written over REST when the run closes
+            rd.state["history"] = "rest"
+        else:
+            _run_with_prefect(run, opts, attempt, rd)
+        status = _final_status(run)
+    except KeyboardInterrupt:
+        run.cancel_event.set()
+        status = "interrupted"
+    finally:
+        restore()
+        (rd.path / "cancel.requested").unlink(missing_ok=True)
+        if run.cancel_event.is_set() and status != "succeeded":
+            status = rd.state.get("cancel_status", "interrupted")
+        _close_run(run, status, start)
+    code = {"succeeded": 0, "failed": 1}.get(status, 130)
+    return RunResult(code, rd, status)
+
+
+def _final_status(run: RunContext) -> str:
+    if run.cancel_event.is_set():
+        return "interrupted"
+    steps = run.rundir.state.get("steps", {})
+    return "failed" if any(s.get("status") == "failed" for s in steps.values()) else "succeeded"
+
+
+def _install_interrupt(run: RunContext) -> Callable[[], None]:
+    """First Ctrl-C (or SIGTERM, or `codex-tasks cancel`): stop cleanly, state saved; second: hard."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    hits = {"n": 0}
+
+    def handler(signum: int, frame: Any) -> None:
+        hits["n"] += 1
+        run.cancel_event.set()
+        run.rundir.request_cancel()
+        if signum == signal.SIGUSR1:
+            run.rundir.state["cancel_status"] = "cancelled"
+        if hits["n"] == 1:
+            print("\ncodex-tasks: stopping (state is saved; Ctrl-C again to stop at once)", file=sys.stderr)
+        else:
+            raise KeyboardInterrupt
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    for s in old:
+        signal.signal(s, handler)
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
+
+
+def _run_without_prefect(run: RunContext) -> None:
+    """Dry runs: every step in order, nothing executed, nothing written outside the run folder."""
+    for phase in run.plan.phases:
+        run.rundir.events.emit("phase.started", phase_id=phase.id, name=phase.name)
+        for step in phase.steps:
+            execute_step(step, run)
+        run.rundir.events.emit("phase.finished", phase_id=phase.id, name=phase.name)
+
+
+def _nothing_to_execute(run: RunContext, opts: RunOptions) -> bool:
+    """True when every step would be cached, skipped or (not --strict) manual: then the run needs
+    no Prefect flow engine at all (see prefect_rest)."""
+    if run.resuming or run.force is not None or opts.runner != "local" or run.agent_command:
+        return False
+    from codex_tasks.orchestrate.planview import predict
+
+    try:
+        rows = predict(run.plan, run.workspace)
+    except OSError:
+        return False
+    allowed = {"cached", "skipped"} | (set() if run.strict else {"manual"})
+    return all(r["action"] in allowed for r in rows)
+
+
+def _tags(run: RunContext, rd: RunDir, attempt: int) -> list[str]:
+    tags = ["codex-tasks", f"sequence:{run.plan.title}"[:100]]
+    tags += [f"param:{k}={v}"[:100] for k, v in sorted(rd.state.get("params", {}).items())
+             if not isinstance(v, dict | list)][:20]
+    if attempt > 1:
+        tags.append(f"resume-{attempt - 1}")
+    return tags
+
+
+def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDir) -> None:
+    from codex_tasks.orchestrate.prefect.setup import configure_prefect, crash_stale_flow_runs
+
+    configure_prefect()
+    from prefect import tags
+    from prefect.settings import temporary_settings
+
+    from codex_tasks.orchestrate.prefect.flow import compile_flow
+
+    task_runner = None
+    if opts.runner != "local":
+        from codex_tasks.orchestrate.prefect.setup import dask_task_runner
+
+        task_runner = dask_task_runner(opts.runner, opts.max_parallel)
+    if attempt > 1:
+        crash_stale_flow_runs(rd)
+    flow_obj = compile_flow(run, max_parallel=opts.max_parallel, task_runner=task_runner)
+    run_tags = _tags(run, rd, attempt)
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags):
+        state = flow_obj(return_state=True)
+    flow_run_id = str(getattr(state, "state_details", None) and state.state_details.flow_run_id or "")
+    rd.state["attempts"][-1]["flow_run_id"] = flow_run_id
+    rd.state["flow_run_id"] = flow_run_id
+    rd.state["flow_state"] = state.type.value if hasattr(state, "type") else str(state)
+    rd.save()
+
+
+def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -> None:
+    from codex_tasks.orchestrate.prefect.flow import _slug
+    from codex_tasks.orchestrate.prefect.rest import record_history
+    from codex_tasks.orchestrate.prefect.server import ensure_server
+
+    try:
+        url = ensure_server()
+        flow_run_id = record_history(url, rd, summary, _tags(run, rd, int(rd.state.get("attempt", 1))),
+                                     _slug(run.plan.title))
+    except (OSError, ValueError, CodexTasksError) as exc:
+        rd.events.emit("log", line=f"could not record the run in Prefect: {exc}")
+        return
+    rd.state["flow_run_id"] = flow_run_id
+    rd.state["attempts"][-1]["flow_run_id"] = flow_run_id
+    rd.save()
+    summary["flow_run_id"] = flow_run_id
+    from codex_tasks.core.files import write_json_atomic as _write
+
+    _write(rd.path / "summary.json", summary)
+
+
+def _close_run(run: RunContext, status: str, start: float) -> None:
+    from codex_tasks.runs.report import write_report, write_summary
+
+    rd = run.rundir
+    # steps never reached (a crash or an interrupt) are recorded as not run
+    for step in run.plan.steps():
+        if rd.step_state(step.id).get("status") in (None, "running"):
+            rd.update_step(step.id, status="not_run", phase_id=step.phase_id, kind=step.kind,
+                           description=step.description,
+                           note="run interrupted" if status != "failed" else "not reached")
+    duration = round(time.time() - start, 3)
+    rd.state.update(status=status, finished=now_iso(), duration=duration, pid=None)
+    rd.state["attempts"][-1].update(finished=now_iso(), status=status)
+    rd.save()
+    if run.cache is not None:
+        run.cache.memo.save()
+    summary = write_summary(rd, run.plan)
+    write_report(rd, run.plan, summary)
+    if rd.state.get("history") == "rest":
+        _record_rest_history(run, rd, summary)
+    elif rd.state.get("flow_run_id") and not run.dry_run:
+        from codex_tasks.orchestrate.prefect.setup import attach_report
+
+        attach_report(rd, summary)
+    event = {"succeeded": "run.finished", "failed": "run.failed"}.get(status, "run.interrupted")
+    rd.events.emit(event, status=status, duration=duration)

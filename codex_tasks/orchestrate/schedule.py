@@ -1,0 +1,94 @@
+"""`codex-tasks serve` (a sequence on a schedule, in the foreground) and `codex-tasks schedule`."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from codex_tasks.errors import UsageError
+
+
+def serve(file: str, *, cron: str | None, interval: float | None, params: list[str], name: str | None,
+          workspace: str | None, max_parallel: int = 4) -> int:
+    """Serve `file` on its schedule until SIGTERM/SIGINT (flow.serve: no work pool needed)."""
+    from codex_tasks.core.resources import resolve_sequence_ref
+    from codex_tasks.render.params import parse_cli_params, resolve_params
+    from codex_tasks.sequence.load import load_sequence
+
+    path = resolve_sequence_ref(file)
+    loaded = load_sequence(path)  # bad input stops here, exit 2
+    resolve_params(loaded.spec, parse_cli_params(params),
+                   {"run_id": "x", "run_dir": "x", "workspace": "x", "timestamp": "x"})
+    if cron is None and interval is None and loaded.spec.schedule is not None:
+        cron, interval = loaded.spec.schedule.cron, loaded.spec.schedule.interval
+    if cron is None and interval is None:
+        raise UsageError(f"{file}: no schedule", hint="pass --cron EXPR or --interval SECONDS, or add 'schedule:' to the file")
+    if cron is not None:
+        from prefect.client.schemas.schedules import CronSchedule
+        from pydantic import ValidationError
+
+        try:
+            CronSchedule(cron=cron)
+        except (ValidationError, ValueError):
+            raise UsageError(f"--cron {cron!r}: not a cron expression", hint="e.g. '0 3 * * *'") from None
+    from codex_tasks.orchestrate.prefect.setup import configure_prefect
+
+    configure_prefect()
+    from codex_tasks.orchestrate.prefect.entrypoint import codex_sequence
+
+    deployment = name or re.sub(r"[^a-z0-9-]+", "-", loaded.spec.title.lower()).strip("-")
+    ws = str(Path(workspace or os.getcwd()).resolve())
+    seq = file if file.startswith("builtin:") else str(path.resolve())
+    print(f"serving {seq} as '{deployment}' ({'cron ' + cron if cron else f'every {interval:g} s'}); "
+          f"workspace {ws}; Ctrl-C or SIGTERM stops", flush=True)
+    codex_sequence.serve(
+        name=deployment,
+        cron=cron,
+        interval=interval,
+        parameters={"file": seq, "params": list(params), "workspace": ws, "max_parallel": max_parallel},
+        tags=["codex-tasks", f"sequence:{loaded.spec.title}"[:100]],
+    )
+    return 0
+
+
+def _deployments() -> list[Any]:
+    from codex_tasks.orchestrate.prefect.setup import configure_prefect
+
+    configure_prefect()
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return list(client.read_deployments())
+
+
+def list_schedules() -> list[dict[str, Any]]:
+    out = []
+    for d in _deployments():
+        scheds = []
+        for s in d.schedules or []:
+            sch = s.schedule
+            scheds.append(getattr(sch, "cron", None) or f"every {getattr(sch, 'interval', '?')}")
+        out.append({"name": d.name, "paused": bool(d.paused), "schedules": scheds,
+                    "parameters": d.parameters, "id": str(d.id)})
+    return out
+
+
+def set_paused(name: str, paused: bool) -> str:
+    from codex_tasks.orchestrate.prefect.setup import configure_prefect
+
+    configure_prefect()  # before prefect is imported: it reads the API URL once
+    from prefect import get_client
+
+    matches = [d for d in _deployments() if d.name == name]
+    if not matches:
+        known = ", ".join(sorted(d.name for d in _deployments())) or "none"
+        raise UsageError(f"no schedule named {name!r}", hint=f"known: {known}")
+    with get_client(sync_client=True) as client:
+        for d in matches:
+            if paused:
+                client.pause_deployment(d.id)
+            else:
+                client.resume_deployment(d.id)
+    return f"{name}: {'paused' if paused else 'resumed'}"

@@ -1,0 +1,195 @@
+"""Parameters: resolution order, typing and the environment a step sees.
+
+Resolution order (highest first): CLI `--param k=v` > `params` / `cli_parameters` defaults >
+`metadata` (`default_X` also provides `X`) > built-ins (`run_dir`, `run_id`, `workspace`,
+`timestamp`, `step_id`, `phase_id`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from codex_tasks.errors import ParamError
+from codex_tasks.render.templating import BUILTINS, format_value
+from codex_tasks.sequence.models import ParamSpec, Sequence
+
+# ---------------------------------------------------------------- parameters
+
+
+def _infer_type(spec: ParamSpec) -> str:
+    if spec.type:
+        return spec.type
+    d = spec.default
+    if isinstance(d, bool):
+        return "bool"
+    if isinstance(d, int):
+        return "int"
+    if isinstance(d, float):
+        return "float"
+    if isinstance(d, list):
+        return "list"
+    if isinstance(d, dict):
+        return "dict"
+    return "str"
+
+
+_TRUE = {"true", "yes", "on", "1", "y"}
+_FALSE = {"false", "no", "off", "0", "n"}
+
+
+def coerce_param(name: str, spec: ParamSpec, value: Any) -> Any:
+    """Convert `value` (a CLI string or a YAML value) to the parameter's type, or raise ValueError."""
+    kind = _infer_type(spec)
+    if kind in ("str", "path", "secret"):
+        if isinstance(value, dict | list):
+            raise ValueError(f"expected text, got a {type(value).__name__}")
+        return value if isinstance(value, str) else format_value(value)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"expected a boolean (true/false), got {value!r}")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ValueError(f"expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).strip().replace("_", ""))
+        except ValueError:
+            raise ValueError(f"expected an integer, got {value!r}") from None
+    if kind == "float":
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+    if kind in ("list", "dict"):
+        parsed = value
+        if isinstance(value, str):
+            import yaml
+
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                parsed = value
+            if kind == "list" and not isinstance(parsed, list):
+                parsed = [s.strip() for s in value.split(",") if s.strip()]
+        want = list if kind == "list" else dict
+        if not isinstance(parsed, want):
+            raise ValueError(f"expected a {kind}, got {value!r}")
+        return parsed
+    raise ValueError(f"unknown type {kind!r}")
+
+
+def parse_cli_params(pairs: list[str]) -> dict[str, str]:
+    """`["k=v", ...]` -> `{k: v}` (the value kept exactly, '=' and spaces included)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParamError(f"--param {pair!r}: expected NAME=VALUE", hint="e.g. --param seed=7")
+        out[name] = value
+    return out
+
+
+def declared_names(spec: Sequence) -> list[str]:
+    """Every name a placeholder may use (parameters, metadata, built-ins)."""
+    names: dict[str, None] = dict.fromkeys(BUILTINS)
+    for key in spec.metadata:
+        names[key] = None
+        if key.startswith("default_") and len(key) > len("default_"):
+            names[key[len("default_"):]] = None
+    for key in spec.all_params():
+        names[key] = None
+    names["params"] = None
+    return list(names)
+
+
+def resolve_params(
+    spec: Sequence,
+    cli: Mapping[str, str] | None = None,
+    builtins: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    stored: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The parameter values of a run, in resolution order, typed. Raises `ParamError`."""
+    from codex_tasks.sequence.load import closest
+
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = dict(builtins or {})
+    for key, value in spec.metadata.items():
+        if key.startswith("default_") and len(key) > len("default_"):
+            values[key[len("default_"):]] = value  # metadata ranks above built-ins
+    for key, value in spec.metadata.items():
+        values[key] = value
+    pspecs = spec.all_params()
+    for name, ps in pspecs.items():
+        if ps.type == "secret":
+            var = ps.env or name.upper()
+            if var in environ:
+                values[name] = environ[var]
+            elif ps.required:
+                raise ParamError(f"secret parameter {name!r} is not set",
+                                 hint=f"export {var}=... before the run (secrets never come from the file)")
+            else:
+                values[name] = ""
+        elif ps.default is not None:
+            values[name] = coerce_param(name, ps, ps.default)
+        elif name not in values:
+            values[name] = None
+    if stored:
+        values.update({k: v for k, v in stored.items() if k not in BUILTINS})
+    overridable = set(declared_names(spec)) - set(BUILTINS) - {"params"}
+    for name, raw in (cli or {}).items():
+        if name not in overridable:
+            guess = closest(name, sorted(overridable))
+            hint = f"did you mean {guess!r}?" if guess else (
+                f"known parameters: {', '.join(sorted(overridable))}" if overridable else "this sequence declares no parameters")
+            raise ParamError(f"--param {name}: unknown parameter {name!r}", hint=hint)
+        ps = pspecs.get(name) or ParamSpec.model_validate({"default": values.get(name)})
+        if ps.type == "secret":
+            raise ParamError(f"--param {name}: secret parameters come from the environment",
+                             hint=f"export {ps.env or name.upper()}=... instead")
+        try:
+            values[name] = coerce_param(name, ps, raw)
+        except ValueError as exc:
+            raise ParamError(f"--param {name}={raw}: {exc}",
+                             hint=f"{name} is a {_infer_type(ps)}" + (f" (default {ps.default!r})" if ps.default is not None else "")) from None
+    for name, ps in pspecs.items():
+        if ps.choices is not None and values.get(name) is not None and values[name] not in ps.choices:
+            raise ParamError(f"--param {name}={values[name]}: not one of {ps.choices}",
+                             hint=f"choose one of {', '.join(map(str, ps.choices))}")
+        if ps.required and values.get(name) in (None, ""):
+            raise ParamError(f"parameter {name!r} is required", hint=f"pass --param {name}=VALUE")
+    return values
+
+
+def secret_values(spec: Sequence, values: Mapping[str, Any]) -> list[str]:
+    """The values of parameters typed `secret` (for the redaction hook)."""
+    return [str(values[n]) for n, ps in spec.all_params().items() if ps.type == "secret" and values.get(n)]
+
+
+def param_env(spec: Sequence, values: Mapping[str, Any]) -> dict[str, str]:
+    """`CODEX_PARAM_<NAME>` for every declared parameter and metadata value."""
+    names = [n for n in declared_names(spec) if n not in BUILTINS and n != "params"]
+    out = {}
+    for n in names:
+        if n in values and values[n] is not None:
+            key = "CODEX_PARAM_" + re.sub(r"[^A-Za-z0-9]", "_", n).upper()
+            out[key] = format_value(values[n])
+    return out
+
+
