@@ -80,6 +80,10 @@ class ServerError(CodexTasksError):
     """The local Prefect server could not be started or reached."""
 
 
+class SandboxUnavailable(CodexTasksError):
+    """A child must run sandboxed (bubblewrap) and this machine can't sandbox it."""
+
+
 class StepFailed(CodexTasksError):
     """A step did not succeed; `context` is what the error block shows."""
 
