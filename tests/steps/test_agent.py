@@ -45,7 +45,7 @@ def test_agent_edits_come_back_as_a_gated_patch(make_ctx, ws):
         {"findings": [{"path": "app.py", "line": 2, "kind": "todo", "text": "TODO return 2"}], "unparsed": []}))
     (ctx.run_dir / "error_captures.ndjson").write_text(json.dumps({"step_id": "tests", "error_message": "boom"}) + "\n")
     before = snapshot(ws)
-    res = agent.run(cfg("edit_agent.py"), ctx)
+    res = agent.run(cfg("edit_agent.py", apply=False), ctx)
     assert snapshot(ws) == before  # the agent never edits the user's tree
     assert sorted(res.summary["changed_files"]) == ["app.py", "helpers.py", "received_prompt.txt"]
     text = (ctx.step_dir / "agent.patch").read_text()
@@ -96,7 +96,7 @@ def test_secret_in_patch_fails_the_gate(make_ctx, ws):
 def test_breaking_change_fails_the_test_gate(make_ctx, ws):
     before = snapshot(ws)
     ctx = make_ctx(workspace=ws, description="x", env=FAST)
-    with pytest.raises(StepFailed, match="tests fail in the scratch tree"):
+    with pytest.raises(StepFailed, match="tests fail in the scratch copy"):
         agent.run(cfg("breaking_agent.py", apply=True), ctx)
     assert snapshot(ws) == before
 
