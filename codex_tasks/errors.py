@@ -84,6 +84,10 @@ class AgentUnavailable(CodexTasksError):
     """The coding agent (e.g. the Codex CLI) or the sandbox it must run in is missing."""
 
 
+class SandboxUnavailable(CodexTasksError):
+    """A child must run sandboxed (bubblewrap) and this machine can't sandbox it."""
+
+
 class StepFailed(CodexTasksError):
     """A step did not succeed; `context` is what the error block shows."""
 
