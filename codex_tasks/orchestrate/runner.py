@@ -45,6 +45,7 @@ class RunOptions:
     strict: bool = False
     workspace: str | None = None
     agent: str | None = None
+    unsandboxed_agents: bool = False
     quiet: bool = False
     on_event: Callable[[dict[str, Any]], None] | None = None
     on_started: Callable[[RunDir], None] | None = None
@@ -111,7 +112,22 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
                 "timestamp": now_iso()}
     values = resolve_params(loaded.spec, cli, builtins, stored=stored)
     plan = build_plan(loaded, values, only=opts.only, from_step=opts.from_step)
+    if not (opts.dry_run or values.get("dry_run") is True):
+        _agent_preflight(plan, opts)
     return loaded, plan, workspace, run_id, values, previous
+
+
+def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
+    """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
+    from codex_tasks.steps import agent
+
+    steps = [s for s in plan.steps() if not s.skip]
+    if opts.agent and any(s.kind == "manual" for s in steps):
+        agent.preflight(agent.config_for_agent(opts.agent, unsandboxed=opts.unsandboxed_agents))
+    for s in steps:
+        if s.kind == "agent" and s.config is not None:
+            cfg = s.config.model_copy(update={"sandbox_required": False}) if opts.unsandboxed_agents else s.config
+            agent.preflight(cfg)
 
 
 def path_with_interpreter() -> str:
@@ -180,6 +196,7 @@ def run_sequence(opts: RunOptions) -> RunResult:
         resuming=previous is not None,
         previous=prev_steps,
         agent_command=opts.agent,
+        unsandboxed_agents=opts.unsandboxed_agents,
         cache=CacheIndex(workspace),
         cancel_event=opts.cancel_event or threading.Event(),
     )
