@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("mlflow", help="the MLflow UI on this workspace's store (foreground)")
     sp.add_argument("--workspace", "-w", metavar="DIR")
-    sp.add_argument("--port", type=int, default=0, help="default: a free port")
+    sp.add_argument("--port", type=int, default=0, help="default: the first free port from 5000")
 
     sp = sub.add_parser("validate", help="check sequence files (exit 0, or 2 with FILE:LINE:COL errors)")
     sp.add_argument("files", nargs="+")
