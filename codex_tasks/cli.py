@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--from", dest="from_ref", metavar="REF", help="copy this sequence instead: builtin:NAME or a path")
     sp.add_argument("--dir", dest="dest_dir", metavar="DIR", default=".", help="folder to write into (.)")
 
+    sp = sub.add_parser("doctor", help="check this machine and workspace: versions, device, servers, agent, disk")
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser("completion", help="print a shell completion script: completion bash|zsh")
+    sp.add_argument("shell", choices=["bash", "zsh"])
+
     sub.add_parser("schema", help="JSON Schema of the format (for editors)")
     sp = sub.add_parser("steps", help="the step kinds and their with: fields")
     sp.add_argument("--json", action="store_true")
@@ -515,6 +521,31 @@ def cmd_new(args: argparse.Namespace, _: dict[str, Any]) -> int:
     path = new_sequence(args.name, from_ref=args.from_ref, dest_dir=Path(args.dest_dir))
     print(f"wrote {path}")
     print(f"  next: codex-tasks validate {path}   codex-tasks run {path}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.orchestrate.doctor import as_json, render, run_checks
+
+    checks = run_checks(_workspace(args))
+    print(json.dumps(as_json(checks), indent=2) if args.json else render(checks))
+    return 0 if all(c.status != "fail" for c in checks) else 1
+
+
+def cmd_completion(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    import shtab
+
+    # --resume[=RUN] and --force[=IDS] are parsed before argparse (a value only after '='): offer them too
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sp in commands.choices.items():
+        for action in sp._actions:
+            if action.dest in ("file", "files", "zip"):  # sequence files and archives: complete paths
+                action.complete = shtab.FILE  # type: ignore[attr-defined]
+        if name in ("run", "tui"):
+            sp.add_argument("--resume", nargs="?", metavar="RUN", help="continue a failed or killed run")
+            sp.add_argument("--force", nargs="?", metavar="IDS", help="rerun these (or all) steps from scratch")
+    print(shtab.complete(parser, shell=args.shell))
     return 0
 
 
