@@ -102,6 +102,7 @@ def _context(step: PlannedStep, run: RunContext, attempt: int = 1) -> StepContex
         timeout=step.timeout,
         dry_run=run.dry_run,
         resuming=run.resuming,
+        forced=run.forced(step.id),
         previous_step_dir=prev_dir,
         cancel_event=run.cancel_event,
         outputs_of=lambda sid: list(run.rundir.step_state(sid).get("outputs", [])),
