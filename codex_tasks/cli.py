@@ -17,7 +17,9 @@ OPTIONAL_VALUE_FLAGS = ("--resume", "--force")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}", hint=f"{self.prog} --help")
+        # main() prefixes "codex-tasks: "; a subcommand's name stays ("run: the following arguments…")
+        where = self.prog.removeprefix("codex-tasks").strip()
+        raise UsageError(f"{where}: {message}" if where else message, hint=f"{self.prog} --help")
 
 
 def _split_optional_values(argv: list[str]) -> tuple[list[str], dict[str, str | bool]]:
@@ -401,6 +403,15 @@ def cmd_runs(args: argparse.Namespace, _: dict[str, Any]) -> int:
     return 0
 
 
+def _clip(text: str, width: int) -> str:
+    """`text` on one line in at most `width` characters, cut at a word with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[width // 2:] else cut) + "…"
+
+
 def cmd_show(args: argparse.Namespace, _: dict[str, Any]) -> int:
     from codex_tasks.runs.report import STATUS_MARK, write_summary
     from codex_tasks.runs.rundir import find_run
@@ -414,7 +425,7 @@ def cmd_show(args: argparse.Namespace, _: dict[str, Any]) -> int:
     print(f"{summary['title']}  run {summary['run_id']}  {summary['status']}  ({summary.get('duration')} s)")
     for r in summary["steps"]:
         note = r.get("error") or r.get("note") or ""
-        print(f"  {STATUS_MARK.get(r['status'], '?')} {r['id']:<16} {r['status']:<10} {note[:90]}")
+        print(f"  {STATUS_MARK.get(r['status'], '?')} {r['id']:<16} {r['status']:<10} {_clip(note, 90)}")
         for o in r.get("outputs", []):
             print(f"      {o['path']}  sha256:{o['sha256'][:16]}  {o.get('size')} B")
     print(f"report: {rd.path / 'report.md'}")

@@ -238,7 +238,7 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
                              hint="give it actions/commands, or run without --strict")
             msg = capture_error(step, run, exc)
             return _finish(step, run, "failed", start, error=msg, expected_outputs=expected)
-        note = "manual: needs a person" + (f"; expected outputs: {', '.join(expected)}" if expected else "")
+        note = "needs a person" + (f"; expected outputs: {', '.join(expected)}" if expected else "")
         rd.update_step(step.id, status="manual", note=note, expected_outputs=expected, **base)
         rd.events.emit("step.manual", step_id=step.id, phase_id=step.phase_id, note=note)
         return Outcome("manual")
@@ -280,7 +280,7 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
         entry = run.cache.get(fp)
         if entry is not None and run.cache.outputs_intact(entry, run.workspace) is None:
             linked = link_tree(Path(entry.get("step_dir", "")), rd.step_dir(step.id)) if entry.get("step_dir") else 0
-            note = f"cached (fingerprint {fp[:12]}, from run {entry.get('run_id')})"
+            note = f"fingerprint {fp[:12]}, from run {entry.get('run_id')}"  # shown after "cached"
             rd.update_step(step.id, status="cached", fingerprint=fp, outputs=entry.get("outputs", []),
                            summary=entry.get("summary", {}), note=note, linked_files=linked,
                            cached_from=entry.get("run_id"), started=now_iso(), finished=now_iso(),

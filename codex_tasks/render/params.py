@@ -19,6 +19,11 @@ from codex_tasks.sequence.models import ParamSpec, Sequence
 # ---------------------------------------------------------------- parameters
 
 
+def _a(word: str) -> str:
+    """`an int`, `a float`."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def _infer_type(spec: ParamSpec) -> str:
     if spec.type:
         return spec.type
@@ -167,7 +172,7 @@ def resolve_params(
             values[name] = coerce_param(name, ps, raw)
         except ValueError as exc:
             raise ParamError(f"--param {name}={raw}: {exc}",
-                             hint=f"{name} is a {_infer_type(ps)}" + (f" (default {ps.default!r})" if ps.default is not None else "")) from None
+                             hint=f"{name} is {_a(_infer_type(ps))}" + (f" (default {ps.default!r})" if ps.default is not None else "")) from None
     for name, ps in pspecs.items():
         if ps.choices is not None and values.get(name) is not None and values[name] not in ps.choices:
             raise ParamError(f"--param {name}={values[name]}: not one of {ps.choices}",
