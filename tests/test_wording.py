@@ -44,3 +44,33 @@ def test_show_cuts_at_a_word_with_an_ellipsis() -> None:
     assert len(clipped) <= 40 and clipped.endswith("…") and text.startswith(clipped[:-1])
     assert text[len(clipped) - 1] == " "  # the cut falls between words
     assert _clip("short\nnote", 40) == "short note"
+
+
+PLAN = """\
+version: "1.0"
+title: Plan
+phases:
+  - id: P1
+    name: One
+    steps:
+      - id: a
+        description: First.
+        commands: [echo a]
+      - id: bb_long_name
+        description: Second.
+        needs: [a]
+        commands: [echo b]
+      - id: c
+        description: Third.
+        needs: [a, bb_long_name]
+        commands: [echo c]
+"""
+
+
+def test_plan_columns_line_up(tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    lines = [ln for ln in run_cli("plan", "plan.yaml", cwd=tmp_path, check=0).stdout.splitlines() if "shell" in ln]
+    assert len(lines) == 3
+    assert len({ln.index("(after") for ln in lines if "(after" in ln}) == 1  # one "(after …)" column
+    reason = "shell steps cache"
+    assert len({ln.index(reason) for ln in lines}) == 1, lines  # and one column for the reason
