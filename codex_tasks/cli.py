@@ -552,7 +552,7 @@ def cmd_completion(args: argparse.Namespace, _: dict[str, Any]) -> int:
     for name, sp in commands.choices.items():
         for action in sp._actions:
             if action.dest in ("file", "files", "zip"):  # sequence files and archives: complete paths
-                action.complete = shtab.FILE  # type: ignore[attr-defined]
+                action.complete = shtab.FILE
         if name in ("run", "tui"):
             sp.add_argument("--resume", nargs="?", metavar="RUN", help="continue a failed or killed run")
             sp.add_argument("--force", nargs="?", metavar="IDS", help="rerun these (or all) steps from scratch")

@@ -183,7 +183,7 @@ def _run_server(argv: list[str], ws: Path) -> None:
                             start_new_session=True)
     seen = []
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240  # `codex-tasks mlflow` waits up to 180 s for a loaded machine
         assert proc.stdout is not None
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
