@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from conftest import FIXED_NOW, run_async
@@ -76,7 +77,9 @@ def test_80x24_header_progress_and_tokens_per_second(tmp_path: Path, make_app) -
                          "unit": "step", "loss": 8.9, "tokens_per_s": 7512.0},
                    {"time": FIXED_NOW - 10, "type": "progress", "step_id": "train", "done": 21, "total": 300,
                     "unit": "step", "loss": 6.25, "tokens_per_s": 7600.0})
-            await pilot.pause(0.3)
+            deadline = time.monotonic() + 60
+            while info() == "starting…" and time.monotonic() < deadline:  # the app polls the events file
+                await pilot.pause(0.05)
             text = info()
             assert text == "21/300 · loss 6.25 · 7.6k tok/s · ETA 2:20", text  # 42 cells: all but step/s
 
