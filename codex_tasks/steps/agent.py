@@ -65,7 +65,7 @@ class With(WithModel):
     prompt_template: str | None = Field(
         default=None, description="Jinja2 template of the prompt (`task`, `step_id`, `findings`, `errors`); default: a built-in one."
     )
-    timeout: float = Field(default=900, gt=0, description="Seconds the agent may run before it is killed.")
+    timeout: float = Field(default=900, gt=0, le=86_400, description="Seconds the agent may run before it is killed.")
     scan: bool = Field(default=True, description="Scan the files the agent changed for secrets and forbidden files.")
     test_args: list[str] | None = Field(
         default_factory=lambda: ["-q"], description="pytest arguments for the tests run in the scratch tree; null skips tests."
@@ -73,7 +73,7 @@ class With(WithModel):
     apply: bool = Field(default=False, description="Apply the gated patch to the workspace (with a rollback bundle).")
     require_changes: bool = Field(default=False, description="Fail when the agent changed nothing.")
     keep_scratch: bool = Field(default=False, description="Keep the scratch tree (its path is in the step summary).")
-    max_findings: int = Field(default=30, ge=0, description="Audit findings to put in the prompt.")
+    max_findings: int = Field(default=30, ge=0, le=10_000, description="Audit findings to put in the prompt.")
 
 
 def config_for_command(command_line: str, *, apply: bool = True) -> With:

@@ -51,7 +51,7 @@ class With(WithModel):
         default_factory=_default_remote,
         description="Dotted names of remote / cost-incurring modules and calls (`requests` also matches `requests.get`; globs like `*.from_pretrained`).",
     )
-    workers: int | None = Field(default=None, ge=1, description="Processes to scan with (default: every core).")
+    workers: int | None = Field(default=None, ge=1, le=1024, description="Processes to scan with (default: every core).")
 
 
 def deps(cfg: With, ctx: StepContext) -> list[str]:
