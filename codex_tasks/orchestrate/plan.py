@@ -53,10 +53,11 @@ class PlannedStep:
     skip: str | None = None  # why the step will not run (`when` false, --only, --from)
     conditions: list[str] = field(default_factory=list)
     policy: dict[str, Any] = field(default_factory=dict)
+    bindings: list[Any] = field(default_factory=list)  # orchestrate.bindings.Binding: outputs a kind writes
 
     @property
     def manual(self) -> bool:
-        return self.kind == "manual"
+        return self.kind == "manual" and not self.bindings
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class PlannedStep:
             "skip": self.skip,
             "conditions": self.conditions,
             "policy": self.policy,
+            "bindings": [{"output": b.output, "kind": b.kind, "why": b.why, "sink": b.sink} for b in self.bindings],
         }
 
 
@@ -166,6 +168,7 @@ def build_plan(
     *,
     only: list[str] | None = None,
     from_step: str | None = None,
+    bind: bool = True,
 ) -> Plan:
     """Render the sequence with `params`; raise `SpecErrors` listing every problem."""
     from codex_tasks.steps import load_kind
@@ -193,7 +196,7 @@ def build_plan(
                 id=step.id,
                 phase_id=phase.key,
                 phase_name=phase.name or phase.key,
-                description=(step.description or step.name or "").strip(),
+                description=_render_description(step.description or step.name or "", values),
                 kind=step.uses or ("shell" if step.shell_lines else "manual"),
                 template=step.template,
                 needs=edges.get(step.id, []),
@@ -262,7 +265,19 @@ def build_plan(
         phases.append(PlannedPhase(phase.key, phase.name or phase.key, (phase.description or "").strip(), planned))
     if errors:
         raise SpecErrors(errors)
-    return Plan(title=spec.title, params=params, phases=phases, loaded=loaded)
+    plan = Plan(title=spec.title, params=params, phases=phases, loaded=loaded)
+    from codex_tasks.orchestrate.bindings import apply_bindings
+
+    apply_bindings(plan, enabled=bind)
+    return plan
+
+
+def _render_description(text: str, values: dict[str, Any]) -> str:
+    """Placeholders in a description rendered (it is prose: an unknown name is left as written)."""
+    try:
+        return render_string(text, values).strip()
+    except RenderError:
+        return text.strip()
 
 
 def _known_kinds() -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 from codex_tasks.core import redact as redaction
 from codex_tasks.core.files import write_json_atomic, write_text_atomic
 from codex_tasks.core.resources import resolve_sequence_ref
-from codex_tasks.errors import CodexTasksError, RunNotFound, UsageError
+from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
 from codex_tasks.orchestrate.execute import RunContext, execute_step
 from codex_tasks.orchestrate.plan import Plan, build_plan
 from codex_tasks.render.params import param_env, parse_cli_params, resolve_params, secret_values
@@ -45,7 +45,9 @@ class RunOptions:
     strict: bool = False
     workspace: str | None = None
     agent: str | None = None
+    unsandboxed_agents: bool = False
     quiet: bool = False
+    bind: bool = True  # bindings from declared outputs to kinds (`--no-bind` turns them off)
     on_event: Callable[[dict[str, Any]], None] | None = None
     on_started: Callable[[RunDir], None] | None = None
     cancel_event: threading.Event | None = None  # set it to stop the run cleanly (as SIGUSR1 does)
@@ -110,8 +112,29 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
     builtins = {"run_id": run_id, "run_dir": str(run_dir), "workspace": str(workspace),
                 "timestamp": now_iso()}
     values = resolve_params(loaded.spec, cli, builtins, stored=stored)
-    plan = build_plan(loaded, values, only=opts.only, from_step=opts.from_step)
+    plan = build_plan(loaded, values, only=opts.only, from_step=opts.from_step, bind=opts.bind)
+    if opts.strict:
+        from codex_tasks.orchestrate.bindings import output_errors
+
+        problems = output_errors(plan)
+        if problems:
+            raise SpecErrors(problems)
+    if not (opts.dry_run or values.get("dry_run") is True):
+        _agent_preflight(plan, opts)
     return loaded, plan, workspace, run_id, values, previous
+
+
+def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
+    """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
+    from codex_tasks.steps import agent
+
+    steps = [s for s in plan.steps() if not s.skip]
+    if opts.agent and any(s.kind == "manual" for s in steps):
+        agent.preflight(agent.config_for_agent(opts.agent, unsandboxed=opts.unsandboxed_agents))
+    for s in steps:
+        if s.kind == "agent" and s.config is not None:
+            cfg = s.config.model_copy(update={"sandbox_required": False}) if opts.unsandboxed_agents else s.config
+            agent.preflight(cfg)
 
 
 def path_with_interpreter() -> str:
@@ -165,6 +188,10 @@ def run_sequence(opts: RunOptions) -> RunResult:
         rd.events.listeners.append(opts.on_event)
     if opts.on_started:
         opts.on_started(rd)
+    from codex_tasks.orchestrate.bindings import output_warnings
+
+    for warning in output_warnings(plan):
+        rd.events.emit("log", line=f"warning: {warning}")
 
     run = RunContext(
         plan=plan,
@@ -180,6 +207,7 @@ def run_sequence(opts: RunOptions) -> RunResult:
         resuming=previous is not None,
         previous=prev_steps,
         agent_command=opts.agent,
+        unsandboxed_agents=opts.unsandboxed_agents,
         cache=CacheIndex(workspace),
         cancel_event=opts.cancel_event or threading.Event(),
     )
@@ -347,6 +375,10 @@ def _close_run(run: RunContext, status: str, start: float) -> None:
         run.cache.memo.save()
     summary = write_summary(rd, run.plan)
     write_report(rd, run.plan, summary)
+    if run.sinks:
+        from codex_tasks.orchestrate.layouts import refresh_sinks
+
+        refresh_sinks(run)
     if rd.state.get("history") == "rest":
         _record_rest_history(run, rd, summary)
     elif rd.state.get("flow_run_id") and not run.dry_run:
