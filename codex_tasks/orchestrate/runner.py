@@ -5,13 +5,14 @@ user errors are raised as `CodexTasksError` (exit 2) before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,25 @@ def path_with_interpreter() -> str:
 
 
 def run_sequence(opts: RunOptions) -> RunResult:
-    loaded, plan, workspace, run_id, values, previous = prepare(opts)
+    """Run a sequence (see the module docstring); one run at a time per workspace."""
+    prepared = prepare(opts)
+    lock = None
+    if not (opts.dry_run or prepared[4].get("dry_run") is True):
+        from codex_tasks.runs.lock import RunLock
+
+        # before anything is written: a second run is refused (exit 2), and what a killed run left
+        # running is ended before this one (a resume of it, or any other) starts a step
+        lock = RunLock(prepared[2]).acquire(prepared[3])
+    try:
+        return _run_prepared(opts, prepared)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_prepared(opts: RunOptions, prepared: tuple[LoadedSequence, Plan, Path, str, dict[str, Any], RunDir | None]
+                  ) -> RunResult:
+    loaded, plan, workspace, run_id, values, previous = prepared
     spec = loaded.spec
     redaction.register_values(secret_values(spec, values))
     dry_run = opts.dry_run or values.get("dry_run") is True
@@ -327,13 +346,29 @@ def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDi
         crash_stale_flow_runs(rd)
     flow_obj = compile_flow(run, max_parallel=opts.max_parallel, task_runner=task_runner)
     run_tags = _tags(run, rd, attempt)
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags):
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags), _sigterm_stays_ours():
         state = flow_obj(return_state=True)
     flow_run_id = str(getattr(state, "state_details", None) and state.state_details.flow_run_id or "")
     rd.state["attempts"][-1]["flow_run_id"] = flow_run_id
     rd.state["flow_run_id"] = flow_run_id
     rd.state["flow_state"] = state.type.value if hasattr(state, "type") else str(state)
     rd.save()
+
+
+@contextlib.contextmanager
+def _sigterm_stays_ours() -> Iterator[None]:
+    """Prefect's flow engine swaps SIGTERM for a handler that raises `TerminationSignal` in whatever
+    code is running (a lone train step was then recorded "failed"). Keep ours, which stops the run
+    as Ctrl-C does: the cancel event is set, training stops at its next safe point, the run is
+    recorded interrupted and resumable."""
+    import prefect.flow_engine as engine
+
+    original = getattr(engine, "capture_sigterm")  # noqa: B009 - not re-exported by prefect
+    setattr(engine, "capture_sigterm", contextlib.nullcontext)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(engine, "capture_sigterm", original)  # noqa: B010
 
 
 def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -> None:
