@@ -23,7 +23,15 @@ from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
 from codex_tasks.orchestrate.execute import RunContext, execute_step
 from codex_tasks.orchestrate.plan import Plan, build_plan
-from codex_tasks.render.params import param_env, parse_cli_params, resolve_params, secret_values
+from codex_tasks.render.params import (
+    hidden_params,
+    param_env,
+    parse_cli_params,
+    resolve_params,
+    restore_stored,
+    secret_marker,
+    secret_values,
+)
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.events import now_iso
 from codex_tasks.runs.rundir import RunDir, codex_dir, is_alive, list_run_dirs, new_run_id, runs_root
@@ -106,7 +114,7 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
     if opts.resume:
         previous = _find_resumable(workspace, file, opts.resume)
         run_id = previous.run_id
-        stored = previous.state.get("params", {})
+        stored = restore_stored(previous.state.get("params", {}), cli)
     else:
         run_id = new_run_id()
     run_dir = runs_root(workspace) / run_id
@@ -167,7 +175,8 @@ def _run_prepared(opts: RunOptions, prepared: tuple[LoadedSequence, Plan, Path, 
                   ) -> RunResult:
     loaded, plan, workspace, run_id, values, previous = prepared
     spec = loaded.spec
-    redaction.register_values(secret_values(spec, values))
+    hidden = hidden_params(spec, values)  # typed `secret`, or flagged by the scanner: only a hash is kept
+    redaction.register_values(secret_values(spec, values) + [str(values[n]) for n in hidden if values.get(n)])
     dry_run = opts.dry_run or values.get("dry_run") is True
 
     if previous is not None:
@@ -181,7 +190,7 @@ def _run_prepared(opts: RunOptions, prepared: tuple[LoadedSequence, Plan, Path, 
         attempt = 1
         prev_steps = {}
     secret_names = {n for n, p in spec.all_params().items() if p.type == "secret"}
-    stored_params = {k: v for k, v in values.items()
+    stored_params = {k: (secret_marker(v) if k in hidden else v) for k, v in values.items()
                      if k not in secret_names and k not in ("run_id", "run_dir", "workspace", "timestamp")}
     seq_file = resolve_file(opts.file).resolve()
     rd.state.update({

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from codex_tasks.core.process import Sandbox, kill_tree, spawn
-from codex_tasks.core.redact import redact
+from codex_tasks.core.redact import LineRedactor, redact
 from codex_tasks.errors import RunInterrupted, StepFailed, StepTimeout
 from codex_tasks.render.shellquote import ASSERTION_CLOSE, ASSERTION_OPEN
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
@@ -114,10 +114,11 @@ def _stream(proc: subprocess.Popen[bytes], ctx: StepContext, watchdog: Any, why:
     guard = threading.Thread(target=watchdog, daemon=True)
     guard.start()
     tail: deque[str] = deque(maxlen=30)
+    pem = LineRedactor()  # a private key printed over several lines is masked line by line
     assert proc.stdout is not None
     try:
         for raw in proc.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            line = pem.feed(raw.decode("utf-8", errors="replace").rstrip("\n"))
             tail.append(line)
             ctx.log(line)
         code = proc.wait()
