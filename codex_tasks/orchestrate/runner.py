@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -35,7 +36,7 @@ from codex_tasks.render.params import (
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.events import now_iso
 from codex_tasks.runs.rundir import RunDir, codex_dir, is_alive, list_run_dirs, new_run_id, runs_root
-from codex_tasks.sequence.load import LoadedSequence, load_sequence
+from codex_tasks.sequence.load import LoadedSequence, closest, load_sequence
 
 RESUMABLE = ("failed", "interrupted", "cancelled", "running")
 
@@ -103,6 +104,7 @@ def _find_resumable(workspace: Path, file: Path, ref: str | bool) -> RunDir:
 
 def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str, Any], RunDir | None]:
     """Everything that can fail on bad input, before anything is written."""
+    check_runner(opts.runner)
     file = resolve_file(opts.file)
     loaded = load_sequence(file)
     workspace = Path(opts.workspace or os.getcwd()).resolve()
@@ -122,6 +124,11 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
                 "timestamp": now_iso()}
     values = resolve_params(loaded.spec, cli, builtins, stored=stored)
     plan = build_plan(loaded, values, only=opts.only, from_step=opts.from_step, bind=opts.bind)
+    unknown = sorted(set(opts.force or ()) - {s.id for s in plan.steps()})
+    if unknown:
+        guess = closest(unknown[0], [s.id for s in plan.steps()])
+        raise UsageError(f"--force={','.join(unknown)}: no such step in this sequence",
+                         hint=f"did you mean {guess!r}?" if guess else "`codex-tasks plan FILE` lists the step ids")
     if opts.strict:
         from codex_tasks.orchestrate.bindings import output_errors
 
@@ -131,6 +138,17 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
     if not (opts.dry_run or values.get("dry_run") is True):
         _agent_preflight(plan, opts)
     return loaded, plan, workspace, run_id, values, previous
+
+
+_RUNNER = re.compile(r"local|dask(:[0-9]+)?|dask=(tcp|tls|ucx|inproc)://[^\s/:]+(:[0-9]{1,5})?/?")
+
+
+def check_runner(spec: str) -> None:
+    """`--runner` is `local`, `dask`, `dask:N` or `dask=tcp://HOST:PORT` (exit 2 otherwise, before
+    a run folder exists, so no failed run is left for `--resume` to pick up)."""
+    if not _RUNNER.fullmatch(spec):
+        raise UsageError(f"--runner {spec}: not a runner",
+                         hint="use local, dask, dask:N (N local workers) or dask=tcp://HOST:PORT")
 
 
 def _agent_preflight(plan: Plan, opts: RunOptions) -> None:

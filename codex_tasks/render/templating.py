@@ -221,6 +221,13 @@ def unknown_names(text: str, known: list[str]) -> list[str]:
     return sorted(n for n in used if n not in known and n not in env.globals)
 
 
+def placeholder_form(text: str, name: str) -> str:
+    """How `text` writes a use of `name`: `{name}` when it uses the legacy form, else `{{ name }}`."""
+    if any(kind == "legacy" and src == name for kind, src in _segments(text)):
+        return "{" + name + "}"
+    return "{{ " + name + " }}"
+
+
 def render_string(text: str, values: Mapping[str, Any], *, shell: bool = False) -> str:
     """Render one string. Raises `RenderError` naming an unknown name and the closest known one.
 
