@@ -446,7 +446,7 @@ def cmd_schedule(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
 
 def cmd_new(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks.sequence.scaffold import new_sequence
+    from codex_tasks.reference.scaffold import new_sequence
 
     path = new_sequence(args.name, from_ref=args.from_ref, dest_dir=Path(args.dest_dir))
     print(f"wrote {path}")

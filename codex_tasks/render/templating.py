@@ -15,7 +15,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from codex_tasks.core.names import closest
 from codex_tasks.render.shellquote import ShellLexer, UnsafePlaceholder
+from codex_tasks.sequence.values import format_value
 
 BUILTINS = ("run_dir", "run_id", "workspace", "timestamp", "step_id", "phase_id")
 
@@ -66,17 +68,6 @@ def shell_escape(value: str, lexer: ShellLexer) -> str:
 
 
 # ---------------------------------------------------------------- templates
-
-
-def format_value(value: Any) -> str:
-    """How a value reads in text: booleans as true/false, None as '', lists/dicts as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
 
 
 def _segments(text: str) -> list[tuple[str, str]]:
@@ -176,8 +167,6 @@ def _pieces(text: str, shell: bool, lits: list[str]) -> tuple[list[tuple[str, st
 
 
 def _suggest(name: str, known: list[str]) -> str | None:
-    from codex_tasks.sequence.load import closest
-
     guess = closest(name, known)
     return f"did you mean {guess!r}?" if guess else None
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_tasks.core.files import read_json, write_json_atomic, write_text_atomic
-from codex_tasks.orchestrate.plan import Plan
 from codex_tasks.runs.events import read_events
 from codex_tasks.runs.rundir import RunDir
+
+if TYPE_CHECKING:  # annotations only: a run's report is written by the layer that plans it
+    from codex_tasks.orchestrate.plan import Plan
 
 STATUS_MARK = {"succeeded": "✓", "failed": "✗", "cached": "↺", "manual": "✋", "skipped": "–", "not_run": "·"}
 

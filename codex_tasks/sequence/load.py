@@ -5,7 +5,6 @@ Every problem becomes a `SpecError` naming FILE:LINE:COL, the field path, and a 
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -14,8 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from codex_tasks.core.names import closest
 from codex_tasks.errors import SpecError, SpecErrors
+from codex_tasks.sequence.graph import phase_edges
+from codex_tasks.sequence.kinds import KINDS
 from codex_tasks.sequence.models import Phase, Sequence, Step
+from codex_tasks.sequence.values import coerce_param
 from codex_tasks.sequence.yaml_loader import Path_, Positions, format_path, load_yaml_with_positions
 
 
@@ -64,12 +67,6 @@ def locate(positions: Positions, path: Path_, *, key: bool = False) -> tuple[int
         if not p:
             return (1, 1)
         p = p[:-1]
-
-
-def closest(word: str, choices: typing.Iterable[str]) -> str | None:
-    """The closest choice to `word`, or None when nothing is close."""
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
-    return match[0] if match else None
 
 
 def _inner_model(annotation: Any) -> type[BaseModel] | None:
@@ -261,9 +258,6 @@ def load_sequence(file: str | Path, *, _seen: tuple[Path, ...] = ()) -> LoadedSe
 
 def check_references(loaded: LoadedSequence) -> list[SpecError]:
     """Duplicate ids, unknown or forward `needs`, cycles, unknown kinds, bad parameter specs."""
-    from codex_tasks.sequence.graph import phase_edges
-    from codex_tasks.steps import KINDS
-
     spec = loaded.spec
     errors: list[SpecError] = []
     seen_phase: set[str] = set()
@@ -312,8 +306,6 @@ def check_references(loaded: LoadedSequence) -> list[SpecError]:
 
     for name, ps in spec.all_params().items():
         section = "params" if name in spec.params else "cli_parameters"
-        from codex_tasks.render.params import coerce_param
-
         if ps.default is not None and ps.type != "secret":
             try:
                 value = coerce_param(name, ps, ps.default)
