@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from codex_tasks.core.hardware import gpu_usage
+
 
 def sample_system() -> dict[str, float]:
     """One reading: CPU %, RAM used (GB), this process's RSS (GB), and per-GPU figures."""
@@ -18,29 +20,7 @@ def sample_system() -> dict[str, float]:
         "ram_percent": vm.percent,
         "process_rss_gb": psutil.Process().memory_info().rss / 1e9,
     }
-    out.update(_sample_gpus())
-    return out
-
-
-def _sample_gpus() -> dict[str, float]:
-    try:
-        import pynvml
-    except ImportError:
-        return {}
-    try:
-        pynvml.nvmlInit()
-    except Exception:  # no driver / no GPU
-        return {}
-    out: dict[str, float] = {}
-    try:
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            util = pynvml.nvmlDeviceGetUtilizationRates(h)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            out[f"gpu{i}_util_percent"] = float(util.gpu)
-            out[f"gpu{i}_mem_used_gb"] = mem.used / 1e9
-    finally:
-        pynvml.nvmlShutdown()
+    out.update(gpu_usage())
     return out
 
 
