@@ -53,14 +53,17 @@ def gpus() -> list[dict[str, Any]]:
 
 
 def gpu_usage() -> dict[str, float]:
-    """`gpu{i}_util_percent` and `gpu{i}_mem_used_gb` for each GPU, now."""
+    """For each GPU, now: `gpu_{i}_utilization_percentage`, `gpu_{i}_memory_usage_megabytes` and
+    `gpu_{i}_memory_usage_percentage` (MLflow's system-metric names)."""
 
     def read(nvml: Any) -> dict[str, float]:
         out: dict[str, float] = {}
         for i in range(nvml.nvmlDeviceGetCount()):
             h = nvml.nvmlDeviceGetHandleByIndex(i)
-            out[f"gpu{i}_util_percent"] = float(nvml.nvmlDeviceGetUtilizationRates(h).gpu)
-            out[f"gpu{i}_mem_used_gb"] = nvml.nvmlDeviceGetMemoryInfo(h).used / 1e9
+            mem = nvml.nvmlDeviceGetMemoryInfo(h)
+            out[f"gpu_{i}_utilization_percentage"] = float(nvml.nvmlDeviceGetUtilizationRates(h).gpu)
+            out[f"gpu_{i}_memory_usage_megabytes"] = mem.used / 1e6
+            out[f"gpu_{i}_memory_usage_percentage"] = 100.0 * mem.used / mem.total if mem.total else 0.0
         return out
 
     return _with_nvml(read, {})

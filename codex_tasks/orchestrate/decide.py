@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codex_tasks import __version__
+from codex_tasks.orchestrate.bindings import sink_paths
 from codex_tasks.orchestrate.plan import PlannedStep
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.hashing import deps_hash
@@ -65,7 +66,10 @@ def step_context(step: PlannedStep, run: RunContext) -> StepContext:
         cancel_event=run.cancel_event,
         outputs_of=lambda sid: list(run.rundir.step_state(sid).get("outputs", [])),
         lines=list(step.lines),
-        declared_outputs=[p for p, _ in step.outputs],
+        declared_outputs=[p for p, _ in step.outputs if p not in sink_paths(step)],
+        declared_output_notes={p: d for p, d in step.outputs},
+        conditions=list(step.conditions),
+        policy=dict(step.policy),
     )
 
 
@@ -99,7 +103,7 @@ def fingerprint(step: PlannedStep, run: RunContext, ctx: StepContext, module: An
     h.update(json.dumps(step.with_raw, sort_keys=True, default=str).encode() + b"\n")
     h.update(json.dumps(step.lines).encode() + b"\n")
     h.update(json.dumps(sorted(step.env.items())).encode() + b"\n")
-    h.update(json.dumps([p for p, _ in step.outputs]).encode() + b"\n")
+    h.update(json.dumps([p for p, _ in step.outputs if p not in sink_paths(step)]).encode() + b"\n")
     cfg = step.config if step.config is not None else module.With()
     deps = list(step.deps) + kind_deps(module, cfg, ctx)
     h.update(b"deps " + deps_hash(deps, run.workspace, run.cache.memo).encode() + b"\n")
@@ -114,7 +118,7 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
     """What to do with `step` in `run` now (its upstream steps have finished)."""
     if step.skip:
         return Decision("skipped", step.skip)
-    if step.kind == "manual" and not run.agent_command:
+    if step.manual and not run.agent_command:
         if run.strict:
             return Decision("fail", "manual step under --strict: it has only a description")
         expected = [p for p, _ in step.outputs]
@@ -123,10 +127,15 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
     module = kind_module(step)
     ctx = step_context(step, run)
     cfg = step.config if step.config is not None else module.With()
-    if step.kind == "manual":
-        # `run --agent CMD`: a description-only step goes to the coding agent (scratch tree, gated patch)
-        module, cfg = agent, agent.config_for_command(run.agent_command)
+    if step.manual:
+        # `run --agent`: a description-only step goes to the coding agent (scratch tree, gated patch)
+        module, cfg = agent, agent.config_for_agent(str(run.agent_command), unsandboxed=run.unsandboxed_agents)
+    elif step.kind == "agent" and run.unsandboxed_agents:
+        cfg = cfg.model_copy(update={"sandbox_required": False})
     decision = Decision("run", _not_cacheable(step, module), module=module, config=cfg, context=ctx)
+    if step.bindings:
+        kinds = list(dict.fromkeys(b.kind for b in step.bindings))
+        decision.reason = f"bound to {', '.join(kinds)} ({len(step.bindings)} output(s))"
     if run.dry_run:
         decision.reason = "dry run"
     elif cache_mode(step, module) and run.cache is not None:

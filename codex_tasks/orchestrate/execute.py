@@ -39,10 +39,12 @@ class RunContext:
     force: set[str] | None = None  # None: nothing forced; empty set: everything
     resuming: bool = False
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # step states of earlier attempts
-    agent_command: str | None = None
+    agent_command: str | None = None  # `run --agent`: `codex` or a command line
+    unsandboxed_agents: bool = False  # `run --unsandboxed-agents`: the user opted out of the sandbox
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cache: CacheIndex | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
+    sinks: list[Any] = field(default_factory=list)  # bindings.Binding of run-level sinks created so far
 
     def __getstate__(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -134,6 +136,10 @@ def capture_error(step: PlannedStep, run: RunContext, exc: BaseException) -> str
         template=step.template,
     )
     append_error(run.rundir.path / "error_captures.ndjson", record)
+    if run.sinks:
+        from codex_tasks.orchestrate.layouts import refresh_sinks
+
+        refresh_sinks(run)
     return message
 
 
@@ -187,10 +193,16 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
                    description=step.description, attempt=attempt)
     ctx.log(f"# {now_iso(start)} step {step.id} ({step.kind}), attempt {attempt}", event=False)
     try:
-        if run.dry_run and not getattr(module, "SUPPORTS_DRY_RUN", False):
+        if run.dry_run and (step.bindings or not getattr(module, "SUPPORTS_DRY_RUN", False)):
             result = _dry_run(step, ctx)
+        elif step.bindings:
+            from codex_tasks.orchestrate.layouts import run_bound_step
+
+            result = run_bound_step(step, run, ctx)
+            check_declared_outputs(ctx, result)
         else:
             result = module.run(cfg, ctx)
+            check_declared_outputs(ctx, result)
         declared = kind_outputs(module, cfg, ctx) + [p for p in result.outputs if p not in ctx.declared_outputs]
         outputs: list[dict[str, Any]] = hash_outputs(list(dict.fromkeys(ctx.declared_outputs + declared)), run) if not run.dry_run else []
     except RunInterrupted as exc:
@@ -216,13 +228,31 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
     return outcome
 
 
+def check_declared_outputs(ctx: StepContext, result: StepResult) -> None:
+    """Declared outputs are the contract of every step that is carried out (agent or not)."""
+    if ctx.dry_run or result.status == "manual":
+        return
+    # an agent change kept, not applied: its outputs arrive with `codex-tasks apply`
+    deferred = {ctx.resolve(p).resolve() for p in result.summary.get("outputs_deferred", [])}
+    missing = [p for p in ctx.declared_outputs if ctx.resolve(p).resolve() not in deferred
+               and not ctx.resolve(p).exists() and not expand(p, ctx.workspace)]
+    if missing:
+        raise StepFailed(
+            f"declared output missing: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+            context="outputs: " + ", ".join(ctx.declared_outputs),
+            hint="the step must create every path listed under 'outputs'",
+        )
+
+
 def _dry_run(step: PlannedStep, ctx: StepContext) -> StepResult:
     """What the step would do, logged; nothing is executed or written outside the run folder."""
     if step.lines:
         for section, line in step.lines:
             ctx.log(f"[dry-run] {section}: {line}")
-    else:
+    elif not step.bindings:
         ctx.log(f"[dry-run] {step.kind} with {json.dumps(step.with_raw, default=str)}")
+    for b in step.bindings:
+        ctx.log(f"[dry-run] would run {b.kind} -> {b.output} ({b.why})")
     for p, _ in step.outputs:
         ctx.log(f"[dry-run] would produce {p}")
     return StepResult(note="dry run: not executed")

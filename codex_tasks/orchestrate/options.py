@@ -40,7 +40,9 @@ class RunOptions:
     strict: bool = False
     workspace: str | None = None
     agent: str | None = None
+    unsandboxed_agents: bool = False
     quiet: bool = False
+    bind: bool = True  # bindings from declared outputs to kinds (`--no-bind` turns them off)
     on_event: Callable[[dict[str, Any]], None] | None = None
     on_started: Callable[[RunDir], None] | None = None
     cancel_event: threading.Event | None = None  # set it to stop the run cleanly (as SIGUSR1 does)
@@ -85,8 +87,12 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, file: bool = True) -> 
     parser.add_argument("--runner", default="local", help="local, dask, or dask=tcp://HOST:PORT")
     parser.add_argument("--strict", action="store_true", help="manual (description-only) steps fail")
     parser.add_argument("--workspace", "-w", metavar="DIR", help="where paths resolve and .codex/ lives (cwd)")
-    parser.add_argument("--agent", metavar="CMD", help="hand description-only steps to this coding-agent command")
+    parser.add_argument("--agent", metavar="AGENT",
+                        help="hand description-only steps to a coding agent: `codex` (the Codex CLI) or any command")
+    parser.add_argument("--unsandboxed-agents", action="store_true",
+                        help="let agents run where no sandbox (bubblewrap) is available")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
+    parser.add_argument("--no-bind", action="store_true", help="no bindings from declared outputs to kinds")
     parser.epilog = RUN_EPILOG
 
 
@@ -101,7 +107,8 @@ def options_from_args(args: argparse.Namespace, optional: dict[str, str | bool],
         file=file if file is not None else args.file, params=list(args.param), only=ids(args.only),
         from_step=args.from_step, dry_run=args.dry_run, resume=optional.get("--resume"), force=force,
         max_parallel=args.max_parallel, runner=args.runner, strict=args.strict,
-        workspace=args.workspace or workspace, agent=args.agent, quiet=args.quiet,
+        workspace=args.workspace or workspace, agent=args.agent, quiet=args.quiet, bind=not args.no_bind,
+        unsandboxed_agents=args.unsandboxed_agents,
     )
 
 

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.orchestrate.bindings import output_warnings
 from codex_tasks.orchestrate.decide import decide
 from codex_tasks.orchestrate.execute import RunContext
 from codex_tasks.orchestrate.plan import Plan
@@ -45,13 +46,18 @@ def predict(plan: Plan, workspace: Path) -> list[dict[str, Any]]:
 
 
 def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step: str | None,
-              workspace: str | None, fmt: str) -> str:
-    """The plan of `file` as text, json, mermaid or dot."""
-    prepared = prepare_run(file, params, workspace, only=only, from_step=from_step, run_id="plan")
-    plan, ws = prepared.plan, prepared.workspace
+              workspace: str | None, fmt: str, strict: bool = False, bind: bool = True) -> str:
+    """The plan of `file` as text, json, mermaid or dot (`strict`: outputs nothing writes are errors)."""
+    prepared = prepare_run(file, params, workspace, only=only, from_step=from_step, run_id="plan", bind=bind,
+                           strict=strict)
+    loaded, plan, ws = prepared.loaded, prepared.plan, prepared.workspace
+    warnings = output_warnings(plan)
     rows = predict(plan, ws)
     if fmt == "json":
-        return json.dumps({"title": plan.title, "steps": rows}, indent=2)
+        for r in rows:
+            r["bindings"] = plan.step(r["id"]).as_dict()["bindings"]
+        return json.dumps({"title": plan.title, "steps": rows, "warnings": warnings,
+                           "series": loaded.spec.series}, indent=2)
     if fmt == "mermaid":
         from codex_tasks.runs.report import mermaid_graph
 
@@ -65,14 +71,20 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
         for step in phase.steps:
             r = by_id[step.id]
             needs = f" (after {', '.join(step.needs)})" if step.needs else ""
-            out.append(f"  {r['action']:<8} {step.id:<16} {step.kind:<16}{needs}  {r['why']}")
+            kind = "bound" if step.kind == "manual" and step.bindings else step.kind
+            out.append(f"  {r['action']:<8} {step.id:<16} {kind:<16}{needs}  {r['why']}")
             for cond in step.conditions:
                 out.append(f"           condition: {cond}")
             if step.policy:
                 out.append(f"           policy: {json.dumps(step.policy)}")
+            for b in step.bindings:
+                out.append(f"           {step.id} -> {b.kind}: {b.why} ({b.output}{', run-level sink' if b.sink else ''})")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["action"]] = counts.get(r["action"], 0) + 1
+    for s in loaded.spec.series:
+        out.append("series: " + json.dumps(s, default=str))
+    out += [f"warning: {w}" for w in warnings]
     out.append("would: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return "\n".join(out)
 

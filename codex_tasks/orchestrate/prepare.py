@@ -13,6 +13,7 @@ from typing import Any
 
 from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
+from codex_tasks.orchestrate.bindings import output_errors
 from codex_tasks.orchestrate.options import RunOptions
 from codex_tasks.orchestrate.plan import Plan, build_plan, check_placeholders
 from codex_tasks.render.params import declared_names, parse_cli_params, resolve_params
@@ -27,6 +28,7 @@ from codex_tasks.runs.rundir import (
     runs_root,
 )
 from codex_tasks.sequence.load import LoadedSequence, load_sequence
+from codex_tasks.steps import agent
 
 
 @dataclass
@@ -53,13 +55,16 @@ def prepare_run(
     run_id: str | None = None,
     environ: Mapping[str, str] | None = None,
     strict_placeholders: bool = False,
+    bind: bool = True,
+    strict: bool = False,
 ) -> PreparedRun:
     """Load `file`, resolve `params` (`K=V` strings), plan. Raises `CodexTasksError` (exit 2).
 
     `resume`: a run id, or True for the newest resumable run of this file; its stored parameters
     are reused. `run_id`: a fixed id for commands that only look (`plan`, `validate`); by default
     a new one. `environ`: where `CODEX_PARAM_*` come from (`os.environ`). `strict_placeholders`:
-    also report placeholders that name no parameter in steps the plan would not render.
+    also report placeholders that name no parameter in steps the plan would not render. `bind`:
+    bind declared outputs to the kinds that write them; `strict`: outputs nothing writes are errors.
     """
     path = resolve_sequence_ref(file)
     loaded = load_sequence(path)
@@ -76,7 +81,9 @@ def prepare_run(
     rid = previous.run_id if previous is not None else (run_id or new_run_id())
     builtins = {"run_id": rid, "run_dir": str(runs_root(ws) / rid), "workspace": str(ws), "timestamp": now_iso()}
     values = resolve_params(loaded.spec, cli, builtins, environ, stored=stored)
-    plan = build_plan(loaded, values, only=only, from_step=from_step)
+    plan = build_plan(loaded, values, only=only, from_step=from_step, bind=bind)
+    if strict and output_errors(plan):
+        raise SpecErrors(output_errors(plan))
     return PreparedRun(file=path, loaded=loaded, plan=plan, workspace=ws, run_id=rid, values=values,
                        previous=previous)
 
@@ -109,6 +116,20 @@ def find_resumable(workspace: Path, file: Path, ref: str | bool) -> RunDir:
 
 
 def prepare_options(opts: RunOptions) -> PreparedRun:
-    """`prepare_run` for the run these options describe."""
-    return prepare_run(opts.file, opts.params, opts.workspace, only=opts.only, from_step=opts.from_step,
-                       resume=opts.resume)
+    """`prepare_run` for the run these options describe, and the agents it will start checked."""
+    prepared = prepare_run(opts.file, opts.params, opts.workspace, only=opts.only, from_step=opts.from_step,
+                           resume=opts.resume, bind=opts.bind, strict=opts.strict)
+    if not (opts.dry_run or prepared.values.get("dry_run") is True):
+        _agent_preflight(prepared.plan, opts)
+    return prepared
+
+
+def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
+    """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
+    steps = [s for s in plan.steps() if not s.skip]
+    if opts.agent and any(s.kind == "manual" for s in steps):
+        agent.preflight(agent.config_for_agent(opts.agent, unsandboxed=opts.unsandboxed_agents))
+    for s in steps:
+        if s.kind == "agent" and s.config is not None:
+            cfg = s.config.model_copy(update={"sandbox_required": False}) if opts.unsandboxed_agents else s.config
+            agent.preflight(cfg)

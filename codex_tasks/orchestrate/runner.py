@@ -89,6 +89,10 @@ def run_sequence(opts: RunOptions) -> RunResult:
         rd.events.listeners.append(opts.on_event)
     if opts.on_started:
         opts.on_started(rd)
+    from codex_tasks.orchestrate.bindings import output_warnings
+
+    for warning in output_warnings(plan):
+        rd.events.emit("log", line=f"warning: {warning}")
 
     run = RunContext(
         plan=plan,
@@ -104,6 +108,7 @@ def run_sequence(opts: RunOptions) -> RunResult:
         resuming=previous is not None,
         previous=prev_steps,
         agent_command=opts.agent,
+        unsandboxed_agents=opts.unsandboxed_agents,
         cache=CacheIndex(workspace),
         cancel_event=opts.cancel_event or threading.Event(),
     )
@@ -268,6 +273,10 @@ def _close_run(run: RunContext, status: str, start: float) -> None:
         run.cache.memo.save()
     summary = write_summary(rd, run.plan)
     write_report(rd, run.plan, summary)
+    if run.sinks:
+        from codex_tasks.orchestrate.layouts import refresh_sinks
+
+        refresh_sinks(run)
     if rd.state.get("history") == "rest":
         _record_rest_history(run, rd, summary)
     elif rd.state.get("flow_run_id") and not run.dry_run:

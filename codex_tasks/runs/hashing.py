@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from codex_tasks.core.files import sha256_file
+from codex_tasks.core.files import sha256_file, write_json_atomic
 from codex_tasks.core.patterns import has_magic, walk_matches
 
 CHUNK = 1 << 20
@@ -73,9 +73,7 @@ class HashMemo:
             with self._lock:
                 merged.update(self._data)
                 self._dirty = False
-            tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(merged))
-            os.replace(tmp, self.file)
+            write_json_atomic(self.file, merged, redacted=False, compact=True)
 
 
 def iter_files(root: Path) -> Iterable[Path]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 from typing import Any
 from urllib.parse import urlparse
 
 from codex_tasks.core.names import slug
+from codex_tasks.runs.report import artifact_markdown
 from codex_tasks.runs.rundir import RunDir
 
 _STATE = {"succeeded": ("COMPLETED", "Completed"), "cached": ("COMPLETED", "Cached"),
@@ -64,9 +64,7 @@ def report_artifacts(rd: RunDir, summary: dict[str, Any]) -> list[dict[str, Any]
     """The run's report.md as a markdown artifact and its step results as a table artifact
     (key, type, data, description), keyed by the sequence title."""
     key = "codex-" + slug(str(summary.get("title", "run")), default="run")[:60]
-    # inline SVG plots make the artifact heavy; the UI shows the table and text, the plots stay in report.html
-    report = re.sub(r"<svg.*?</svg>", "*(plot: see report.html)*",
-                    (rd.path / "report.md").read_text(encoding="utf-8"), flags=re.S)
+    report = artifact_markdown(rd.path)  # chart images become links to the PNG files and report.html
     rows = [{"step": r["id"], "phase": r.get("phase_id"), "kind": r.get("kind"), "status": r["status"],
              "duration_s": r.get("duration"), "note": (r.get("error") or r.get("note") or "")[:120]}
             for r in summary["steps"]]
