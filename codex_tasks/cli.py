@@ -122,14 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         code = _main(argv)
-    except SpecErrors as exc:
-        print(exc.render(), file=sys.stderr)
-        code = 2
-    except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
-        code = 2
-    except CodexTasksError as exc:
-        print(f"codex-tasks: {exc.render()}", file=sys.stderr)
+    except CodexTasksError as exc:  # the one place an error meets the user: `render()` and the exit code
+        located = isinstance(exc, SpecError | SpecErrors)  # these start with FILE:LINE:COL
+        print(exc.render() if located else f"codex-tasks: {exc.render()}", file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         print("codex-tasks: interrupted", file=sys.stderr)

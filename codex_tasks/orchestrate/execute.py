@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
+from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed, with_hint
 from codex_tasks.orchestrate.decide import decide
 from codex_tasks.orchestrate.plan import Plan, PlannedStep
 from codex_tasks.runs.cache import CacheIndex, link_tree
@@ -113,10 +113,7 @@ def record_not_run(step: PlannedStep, run: RunContext, reason: str) -> None:
 def capture_error(step: PlannedStep, run: RunContext, exc: BaseException) -> str:
     """Write the error block (NDJSON) and return the one-line message."""
     if isinstance(exc, StepFailed):
-        message, context = exc.message, exc.context
-        if exc.hint:
-            message += f" (hint: {exc.hint})"
-        tb = ""
+        message, context, tb = with_hint(exc.message, exc.hint), exc.context, ""
     elif isinstance(exc, CodexTasksError):
         message, context, tb = exc.message, exc.hint or "", ""
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from codex_tasks.core.names import slug
-from codex_tasks.errors import UsageError
+from codex_tasks.errors import UsageError, map_exceptions
 from codex_tasks.orchestrate.prepare import prepare_run
 
 
@@ -20,12 +20,10 @@ def serve(file: str, *, cron: str | None, interval: float | None, params: list[s
         raise UsageError(f"{file}: no schedule", hint="pass --cron EXPR or --interval SECONDS, or add 'schedule:' to the file")
     if cron is not None:
         from prefect.client.schemas.schedules import CronSchedule
-        from pydantic import ValidationError
 
-        try:
-            CronSchedule(cron=cron)
-        except (ValidationError, ValueError):
-            raise UsageError(f"--cron {cron!r}: not a cron expression", hint="e.g. '0 3 * * *'") from None
+        with map_exceptions({ValueError: lambda _: UsageError(f"--cron {cron!r}: not a cron expression",
+                                                             hint="e.g. '0 3 * * *'")}):
+            CronSchedule(cron=cron)  # pydantic's ValidationError is a ValueError
     from codex_tasks.orchestrate.prefect.setup import configure_prefect
 
     configure_prefect()

@@ -16,15 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from codex_tasks.core.names import slug
-from codex_tasks.errors import RunInterrupted, StepFailed
+from codex_tasks.errors import RunInterrupted, StepFailed, StepsFailed
 from codex_tasks.orchestrate.execute import OK_STATUSES, Outcome, RunContext, execute_step, record_not_run
 from codex_tasks.orchestrate.plan import PlannedStep
 
 STATE_NAMES = {"cached": "Cached", "manual": "Manual", "skipped": "Skipped"}
-
-
-class StepsFailed(Exception):
-    """Raised out of the flow so the flow run ends Failed."""
 
 
 def make_step_task(step: PlannedStep, run: RunContext) -> Any:
