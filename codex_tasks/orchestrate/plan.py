@@ -25,8 +25,9 @@ from codex_tasks.render.templating import (
 )
 from codex_tasks.sequence.graph import phase_edges
 from codex_tasks.sequence.kinds import KINDS
-from codex_tasks.sequence.load import LoadedSequence, Origin, pydantic_errors
+from codex_tasks.sequence.load import LoadedSequence
 from codex_tasks.sequence.models import Step
+from codex_tasks.sequence.origins import Origin, pydantic_errors
 from codex_tasks.steps import load_kind
 
 

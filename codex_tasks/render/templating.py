@@ -154,10 +154,6 @@ def _segments(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def has_placeholders(text: str) -> bool:
-    return any(kind != "lit" for kind, _ in _segments(text))
-
-
 def _compile(text: str) -> tuple[str, list[str]]:
     """Jinja source for `text` and its literal pieces (`__lit[i]`, kept verbatim); each placeholder
     becomes `__q(value)`."""
@@ -332,5 +328,3 @@ def render_template_text(template: str, fields: Mapping[str, Any]) -> str:
     out.append(template[pos:])
     return "".join(out)
 
-
-ValueLookup = Callable[[str], Any]
