@@ -1,34 +1,25 @@
 """The one redaction hook every write of the run folder passes through.
 
 Rules come from `codex_tasks.core.secret_rules` (provider formats) plus exact values registered at run
-time: parameters typed `secret` and values a `safety_scan` step found. Further rule providers can
-be added with `register_provider` (the repository steps plug in here).
+time: parameters typed `secret` and values a `safety_scan` step found.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 MASK = "[REDACTED]"
 
 _lock = threading.Lock()
 _values: set[str] = set()
-_providers: list[Callable[[str], str]] = []
 
 
 def register_values(values: Iterable[str]) -> None:
     """Redact these exact strings from everything written from now on (values of 4+ chars)."""
     with _lock:
         _values.update(v for v in values if isinstance(v, str) and len(v) >= 4)
-
-
-def register_provider(fn: Callable[[str], str]) -> None:
-    """Add a text -> text redaction function applied after the built-in rules."""
-    with _lock:
-        if fn not in _providers:
-            _providers.append(fn)
 
 
 def clear_values() -> None:
@@ -49,10 +40,7 @@ def redact(text: str) -> str:
         redact_tokens,  # compiled on first use: `validate` never needs it
     )
 
-    text = redact_tokens(text, MASK)
-    for fn in list(_providers):
-        text = fn(text)
-    return text
+    return redact_tokens(text, MASK)
 
 
 def redact_obj(obj: Any) -> Any:

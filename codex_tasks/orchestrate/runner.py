@@ -8,59 +8,26 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codex_tasks.core import redact as redaction
 from codex_tasks.core.files import write_json_atomic, write_text_atomic
-from codex_tasks.core.resources import resolve_sequence_ref
-from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
+from codex_tasks.core.names import slug
+from codex_tasks.errors import CodexTasksError
 from codex_tasks.orchestrate.execute import RunContext, execute_step
-from codex_tasks.orchestrate.plan import Plan, build_plan
-from codex_tasks.render.params import (
-    hidden_params,
-    param_env,
-    parse_cli_params,
-    resolve_params,
-    restore_stored,
-    secret_marker,
-    secret_values,
-)
+from codex_tasks.orchestrate.options import RunOptions
+from codex_tasks.orchestrate.prepare import PreparedRun, prepare_options
+from codex_tasks.render.params import hidden_params, param_env, secret_marker, secret_values
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.events import now_iso
-from codex_tasks.runs.rundir import RunDir, codex_dir, is_alive, list_run_dirs, new_run_id, runs_root
-from codex_tasks.sequence.load import LoadedSequence, closest, load_sequence
-
-RESUMABLE = ("failed", "interrupted", "cancelled", "running")
-
-
-@dataclass
-class RunOptions:
-    file: str
-    params: list[str] = field(default_factory=list)
-    only: list[str] | None = None
-    from_step: str | None = None
-    dry_run: bool = False
-    resume: str | bool | None = None  # True: the newest resumable run of this sequence
-    force: set[str] | None = None
-    max_parallel: int = 4
-    runner: str = "local"
-    strict: bool = False
-    workspace: str | None = None
-    agent: str | None = None
-    unsandboxed_agents: bool = False
-    quiet: bool = False
-    bind: bool = True  # bindings from declared outputs to kinds (`--no-bind` turns them off)
-    on_event: Callable[[dict[str, Any]], None] | None = None
-    on_started: Callable[[RunDir], None] | None = None
-    cancel_event: threading.Event | None = None  # set it to stop the run cleanly (as SIGUSR1 does)
+from codex_tasks.runs.rundir import RunDir, codex_dir
 
 
 @dataclass
@@ -68,100 +35,6 @@ class RunResult:
     exit_code: int
     rundir: RunDir | None
     status: str
-
-
-resolve_file = resolve_sequence_ref
-
-
-def _find_resumable(workspace: Path, file: Path, ref: str | bool) -> RunDir:
-    from codex_tasks.runs.rundir import find_run
-
-    if isinstance(ref, str):
-        rd = find_run(workspace, ref)
-    else:
-        target = str(file.resolve())
-        candidates = []
-        for d in list_run_dirs(workspace):
-            try:
-                r = RunDir.open(d)
-            except CodexTasksError:
-                continue
-            if r.state.get("sequence_file") == target:
-                candidates.append(r)
-        resumable = [r for r in candidates if r.state.get("status") in RESUMABLE]
-        if not resumable:
-            raise RunNotFound(f"no failed, cancelled or killed run of {file} to resume in {runs_root(workspace)}",
-                              hint="run it without --resume")
-        rd = resumable[-1]
-    status = rd.state.get("status")
-    if status == "running" and is_alive(rd.state.get("pid")) and rd.state.get("pid") != os.getpid():
-        raise UsageError(f"run {rd.run_id} is still running (pid {rd.state.get('pid')})",
-                         hint=f"codex-tasks cancel {rd.run_id} first")
-    if status not in RESUMABLE:
-        raise UsageError(f"run {rd.run_id} {status}; nothing to resume", hint="run it without --resume")
-    return rd
-
-
-def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str, Any], RunDir | None]:
-    """Everything that can fail on bad input, before anything is written."""
-    check_runner(opts.runner)
-    file = resolve_file(opts.file)
-    loaded = load_sequence(file)
-    workspace = Path(opts.workspace or os.getcwd()).resolve()
-    if not workspace.is_dir():
-        raise UsageError(f"--workspace {workspace}: not a folder")
-    previous: RunDir | None = None
-    stored: dict[str, Any] | None = None
-    cli = parse_cli_params(opts.params)
-    if opts.resume:
-        previous = _find_resumable(workspace, file, opts.resume)
-        run_id = previous.run_id
-        stored = restore_stored(previous.state.get("params", {}), cli)
-    else:
-        run_id = new_run_id()
-    run_dir = runs_root(workspace) / run_id
-    builtins = {"run_id": run_id, "run_dir": str(run_dir), "workspace": str(workspace),
-                "timestamp": now_iso()}
-    values = resolve_params(loaded.spec, cli, builtins, stored=stored)
-    plan = build_plan(loaded, values, only=opts.only, from_step=opts.from_step, bind=opts.bind)
-    unknown = sorted(set(opts.force or ()) - {s.id for s in plan.steps()})
-    if unknown:
-        guess = closest(unknown[0], [s.id for s in plan.steps()])
-        raise UsageError(f"--force={','.join(unknown)}: no such step in this sequence",
-                         hint=f"did you mean {guess!r}?" if guess else "`codex-tasks plan FILE` lists the step ids")
-    if opts.strict:
-        from codex_tasks.orchestrate.bindings import output_errors
-
-        problems = output_errors(plan)
-        if problems:
-            raise SpecErrors(problems)
-    if not (opts.dry_run or values.get("dry_run") is True):
-        _agent_preflight(plan, opts)
-    return loaded, plan, workspace, run_id, values, previous
-
-
-_RUNNER = re.compile(r"local|dask(:[0-9]+)?|dask=(tcp|tls|ucx|inproc)://[^\s/:]+(:[0-9]{1,5})?/?")
-
-
-def check_runner(spec: str) -> None:
-    """`--runner` is `local`, `dask`, `dask:N` or `dask=tcp://HOST:PORT` (exit 2 otherwise, before
-    a run folder exists, so no failed run is left for `--resume` to pick up)."""
-    if not _RUNNER.fullmatch(spec):
-        raise UsageError(f"--runner {spec}: not a runner",
-                         hint="use local, dask, dask:N (N local workers) or dask=tcp://HOST:PORT")
-
-
-def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
-    """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
-    from codex_tasks.steps import agent
-
-    steps = [s for s in plan.steps() if not s.skip]
-    if opts.agent and any(s.kind == "manual" for s in steps):
-        agent.preflight(agent.config_for_agent(opts.agent, unsandboxed=opts.unsandboxed_agents))
-    for s in steps:
-        if s.kind == "agent" and s.config is not None:
-            cfg = s.config.model_copy(update={"sandbox_required": False}) if opts.unsandboxed_agents else s.config
-            agent.preflight(cfg)
 
 
 def path_with_interpreter() -> str:
@@ -174,14 +47,14 @@ def path_with_interpreter() -> str:
 
 def run_sequence(opts: RunOptions) -> RunResult:
     """Run a sequence (see the module docstring); one run at a time per workspace."""
-    prepared = prepare(opts)
+    prepared = prepare_options(opts)
     lock = None
-    if not (opts.dry_run or prepared[4].get("dry_run") is True):
+    if not (opts.dry_run or prepared.values.get("dry_run") is True):
         from codex_tasks.runs.lock import RunLock
 
         # before anything is written: a second run is refused (exit 2), and what a killed run left
         # running is ended before this one (a resume of it, or any other) starts a step
-        lock = RunLock(prepared[2]).acquire(prepared[3])
+        lock = RunLock(prepared.workspace).acquire(prepared.run_id)
     try:
         return _run_prepared(opts, prepared)
     finally:
@@ -189,9 +62,9 @@ def run_sequence(opts: RunOptions) -> RunResult:
             lock.release()
 
 
-def _run_prepared(opts: RunOptions, prepared: tuple[LoadedSequence, Plan, Path, str, dict[str, Any], RunDir | None]
-                  ) -> RunResult:
-    loaded, plan, workspace, run_id, values, previous = prepared
+def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
+    loaded, plan, workspace, values, previous = (prepared.loaded, prepared.plan, prepared.workspace,
+                                                 prepared.values, prepared.previous)
     spec = loaded.spec
     hidden = hidden_params(spec, values)  # typed `secret`, or flagged by the scanner: only a hash is kept
     redaction.register_values(secret_values(spec, values) + [str(values[n]) for n in hidden if values.get(n)])
@@ -204,13 +77,13 @@ def _run_prepared(opts: RunOptions, prepared: tuple[LoadedSequence, Plan, Path, 
         rd.state["steps"] = {}
     else:
         codex_dir(workspace)
-        rd = RunDir.create(workspace, run_id)
+        rd = RunDir.create(workspace, prepared.run_id)
         attempt = 1
         prev_steps = {}
     secret_names = {n for n, p in spec.all_params().items() if p.type == "secret"}
     stored_params = {k: (secret_marker(v) if k in hidden else v) for k, v in values.items()
                      if k not in secret_names and k not in ("run_id", "run_dir", "workspace", "timestamp")}
-    seq_file = resolve_file(opts.file).resolve()
+    seq_file = prepared.file.resolve()
     rd.state.update({
         "run_id": rd.run_id,
         "title": spec.title,
@@ -399,14 +272,13 @@ def _sigterm_stays_ours() -> Iterator[None]:
 
 
 def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -> None:
-    from codex_tasks.orchestrate.prefect.flow import _slug
     from codex_tasks.orchestrate.prefect.rest import record_history
     from codex_tasks.orchestrate.prefect.server import ensure_server
 
     try:
         url = ensure_server()
         flow_run_id = record_history(url, rd, summary, _tags(run, rd, int(rd.state.get("attempt", 1))),
-                                     _slug(run.plan.title))
+                                     slug(run.plan.title))
     except (OSError, ValueError, CodexTasksError) as exc:
         rd.events.emit("log", line=f"could not record the run in Prefect: {exc}")
         return
@@ -414,9 +286,7 @@ def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -
     rd.state["attempts"][-1]["flow_run_id"] = flow_run_id
     rd.save()
     summary["flow_run_id"] = flow_run_id
-    from codex_tasks.core.files import write_json_atomic as _write
-
-    _write(rd.path / "summary.json", summary)
+    write_json_atomic(rd.path / "summary.json", summary)
 
 
 def _close_run(run: RunContext, status: str, start: float) -> None:

@@ -12,84 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from codex_tasks.core.names import closest
 from codex_tasks.errors import ParamError
-from codex_tasks.render.templating import BUILTINS, format_value
+from codex_tasks.render.templating import BUILTINS
 from codex_tasks.sequence.models import ParamSpec, Sequence
-
-# ---------------------------------------------------------------- parameters
-
-
-def _infer_type(spec: ParamSpec) -> str:
-    if spec.type:
-        return spec.type
-    d = spec.default
-    if isinstance(d, bool):
-        return "bool"
-    if isinstance(d, int):
-        return "int"
-    if isinstance(d, float):
-        return "float"
-    if isinstance(d, list):
-        return "list"
-    if isinstance(d, dict):
-        return "dict"
-    return "str"
-
-
-_TRUE = {"true", "yes", "on", "1", "y"}
-_FALSE = {"false", "no", "off", "0", "n"}
-
-
-def coerce_param(name: str, spec: ParamSpec, value: Any) -> Any:
-    """Convert `value` (a CLI string or a YAML value) to the parameter's type, or raise ValueError."""
-    kind = _infer_type(spec)
-    if kind in ("str", "path", "secret"):
-        if isinstance(value, dict | list):
-            raise ValueError(f"expected text, got a {type(value).__name__}")
-        return value if isinstance(value, str) else format_value(value)
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ValueError(f"expected a boolean (true/false), got {value!r}")
-    if kind == "int":
-        if isinstance(value, bool):
-            raise ValueError(f"expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        try:
-            return int(str(value).strip().replace("_", ""))
-        except ValueError:
-            raise ValueError(f"expected an integer, got {value!r}") from None
-    if kind == "float":
-        if isinstance(value, bool):
-            raise ValueError(f"expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if kind in ("list", "dict"):
-        parsed = value
-        if isinstance(value, str):
-            import yaml
-
-            try:
-                parsed = yaml.safe_load(value)
-            except yaml.YAMLError:
-                parsed = value
-            if kind == "list" and not isinstance(parsed, list):
-                parsed = [s.strip() for s in value.split(",") if s.strip()]
-        want = list if kind == "list" else dict
-        if not isinstance(parsed, want):
-            raise ValueError(f"expected a {kind}, got {value!r}")
-        return parsed
-    raise ValueError(f"unknown type {kind!r}")
+from codex_tasks.sequence.values import coerce_param, format_value, infer_type
 
 
 def parse_cli_params(pairs: list[str]) -> dict[str, str]:
@@ -126,7 +53,6 @@ def resolve_params(
     stored: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The parameter values of a run, in resolution order, typed. Raises `ParamError`."""
-    from codex_tasks.sequence.load import closest
 
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = dict(builtins or {})
@@ -167,7 +93,7 @@ def resolve_params(
             values[name] = coerce_param(name, ps, raw)
         except ValueError as exc:
             raise ParamError(f"--param {name}={raw}: {exc}",
-                             hint=f"{name} is a {_infer_type(ps)}" + (f" (default {ps.default!r})" if ps.default is not None else "")) from None
+                             hint=f"{name} is a {infer_type(ps)}" + (f" (default {ps.default!r})" if ps.default is not None else "")) from None
     for name, ps in pspecs.items():
         if ps.choices is not None and values.get(name) is not None and values[name] not in ps.choices:
             raise ParamError(f"--param {name}={values[name]}: not one of {ps.choices}",
