@@ -17,6 +17,7 @@ from codex_tasks.errors import SpecError, SpecErrors
 from codex_tasks.render.templating import (
     RenderError,
     evaluate,
+    placeholder_form,
     render_shell_lines,
     render_string,
     render_value,
@@ -132,8 +133,9 @@ def check_placeholders(loaded: LoadedSequence, known: list[str]) -> list[SpecErr
                 continue
             for name in bad:
                 guess = closest(name, known)
-                errors.append(_err(o, RenderError(f"unknown placeholder {{{name}}}",
-                                                  hint=f"did you mean {{{guess}}}?" if guess else "declare it under 'params'"), *rel))
+                form = placeholder_form(text, name)  # as written: `{nme}` or `{{ nme }}`
+                hint = f"did you mean {form.replace(name, guess)}?" if guess else "declare it under 'params'"
+                errors.append(_err(o, RenderError(f"unknown placeholder {form}", hint=hint), *rel))
     return errors
 
 
