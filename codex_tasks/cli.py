@@ -159,9 +159,10 @@ def _main(argv: list[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
+    from codex_tasks.orchestrate.console import RunConsole
     from codex_tasks.orchestrate.runner import run_sequence
 
-    printer = _LivePrinter(quiet=args.quiet)
+    printer = RunConsole(quiet=args.quiet)
     opts = options_from_args(args, optional)
     if args.tui:
         from codex_tasks.tui import run_with_tui
@@ -192,67 +193,6 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
 def manual_steps(rd: Any) -> list[str]:
     """Ids of the run's steps left manual, in plan order."""
     return [sid for sid, st in rd.state.get("steps", {}).items() if st.get("status") == "manual"]
-
-
-class _LivePrinter:
-    """One line per finished step, from the run's events file (so steps run by Dask workers show too)."""
-
-    MARKS = {"step.succeeded": "✓", "step.failed": "✗", "step.cached": "↺", "step.manual": "✋",
-             "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻"}
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self._thread: Any = None
-        self._stop: Any = None
-        self._reader: Any = None
-
-    def follow(self, rd: Any) -> None:
-        import threading
-
-        from codex_tasks.runs.events import EventReader
-
-        self._reader = EventReader(rd.path / "events.ndjson")
-        self._reader.offset = (rd.path / "events.ndjson").stat().st_size if (rd.path / "events.ndjson").exists() else 0
-        self._stop = threading.Event()
-
-        def loop() -> None:
-            while not self._stop.wait(0.1):
-                self._drain()
-
-        self._thread = threading.Thread(target=loop, daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        for ev in self._reader.read_new():
-            self(ev)
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout=5)
-            self._drain()
-            self._thread = None
-
-    def __call__(self, ev: dict[str, Any]) -> None:
-        if self.quiet:
-            return
-        t = ev.get("type", "")
-        if t == "log" and not ev.get("step_id") and str(ev.get("line", "")).startswith("warning:"):
-            print(f"codex-tasks: {ev['line']}", file=sys.stderr, flush=True)
-        elif t == "log" and str(ev.get("line", "")).startswith("[dry-run]"):
-            print(f"      {ev['line']}", flush=True)  # a dry run shows each step's rendered commands
-        elif t == "phase.started":
-            print(f"== {ev.get('phase_id')}: {ev.get('name')}", flush=True)
-        elif t == "agent" and ev.get("kind") == "command":
-            print(f"    {ev.get('step_id')} $ {ev.get('command')}  (exit {ev.get('exit_code')})", flush=True)
-        elif t == "agent" and ev.get("kind") == "prompt":
-            print(f"--- prompt for {ev.get('step_id')} ({ev.get('agent')}) ---\n{ev.get('text', '').rstrip()}\n---",
-                  flush=True)
-        elif t in self.MARKS:
-            extra = ev.get("error") or ev.get("note") or ""
-            dur = f" ({ev['duration']:.2f}s)" if isinstance(ev.get("duration"), int | float) and t == "step.succeeded" else ""
-            print(f"  {self.MARKS[t]} {ev.get('step_id')} {t.split('.', 1)[1]}{dur}{': ' + extra if extra else ''}",
-                  flush=True)
 
 
 def cmd_tui(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
