@@ -31,6 +31,12 @@ def register_provider(fn: Callable[[str], str]) -> None:
             _providers.append(fn)
 
 
+def is_registered(value: str) -> bool:
+    """True when `value` contains a value registered as secret (a `secret` parameter, a scan finding)."""
+    with _lock:
+        return any(v in value for v in _values)
+
+
 def clear_values() -> None:
     """Forget run-time values (between runs in one process, e.g. tests)."""
     with _lock:

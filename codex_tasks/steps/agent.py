@@ -134,13 +134,16 @@ def _partial_diff(scratch_root: Path) -> str:
 
 
 def _agent_env(ctx: StepContext, scratch: Path, prompt_file: Path) -> dict[str, str]:
-    """The agent's environment: no secret parameter in it (anything the redaction hook masks)."""
+    """The agent's environment: no secret parameter in it, under any name (the run's own variables
+    are dropped when the redaction hook would mask them; inherited ones when they hold a value
+    registered as secret: provider-looking keys such as OPENAI_API_KEY stay, Codex needs them)."""
     import os
 
-    from codex_tasks.core.redact import redact
+    from codex_tasks.core.redact import is_registered, redact
 
+    inherited = {k: v for k, v in os.environ.items() if not is_registered(v)}
     run_env = {k: v for k, v in ctx.env.items() if redact(v) == v}
-    return {**os.environ, **run_env, "CODEX_TASKS_PROMPT_FILE": str(prompt_file), "CODEX_TASKS_WORKDIR": str(scratch),
+    return {**inherited, **run_env, "CODEX_TASKS_PROMPT_FILE": str(prompt_file), "CODEX_TASKS_WORKDIR": str(scratch),
             "CODEX_TASKS_STEP_ID": ctx.step_id, "CODEX_RUN_ID": ctx.run_id}
 
 
