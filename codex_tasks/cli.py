@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--workspace", "-w", metavar="DIR", help="where paths resolve and .codex/ lives (cwd)")
         sp.add_argument("--agent", metavar="AGENT",
                         help="hand description-only steps to a coding agent: `codex` (the Codex CLI) or any command")
+        sp.add_argument("--repair", metavar="AGENT",
+                        help="when a step fails, let this agent (`codex` or a command) repair it and run it again")
+        sp.add_argument("--repair-attempts", type=int, default=1, metavar="N", help="repair attempts per step (1)")
         sp.add_argument("--unsandboxed-agents", action="store_true",
                         help="let agents run where no sandbox (bubblewrap) is available")
         sp.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
@@ -198,6 +201,8 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
 
     if args.max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
+    if args.repair_attempts < 1:
+        raise UsageError("--repair-attempts must be at least 1")
     force_opt = optional.get("--force")
     force = None if force_opt is None else (set() if force_opt is True else set(_ids(str(force_opt)) or []))
     printer = _LivePrinter(quiet=args.quiet)
@@ -207,7 +212,7 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
         dry_run=args.dry_run, resume=optional.get("--resume"), force=force,
         max_parallel=args.max_parallel, runner=args.runner, strict=args.strict,
         workspace=args.workspace, agent=args.agent, quiet=args.quiet,
-        unsandboxed_agents=args.unsandboxed_agents,
+        unsandboxed_agents=args.unsandboxed_agents, repair=args.repair, repair_attempts=args.repair_attempts,
     )
     if args.tui:
         from codex_tasks.tui import run_with_tui
@@ -232,7 +237,8 @@ class _LivePrinter:
     """One line per finished step, from the run's events file (so steps run by Dask workers show too)."""
 
     MARKS = {"step.succeeded": "✓", "step.failed": "✗", "step.cached": "↺", "step.manual": "✋",
-             "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻"}
+             "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻",
+             "step.repair": "⚒"}
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet

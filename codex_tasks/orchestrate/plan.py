@@ -52,6 +52,7 @@ class PlannedStep:
     skip: str | None = None  # why the step will not run (`when` false, --only, --from)
     conditions: list[str] = field(default_factory=list)
     policy: dict[str, Any] = field(default_factory=dict)
+    repair: dict[str, Any] | None = None  # {agent, attempts}: repaired by a coding agent when it fails
 
     @property
     def manual(self) -> bool:
@@ -204,6 +205,7 @@ def build_plan(
                 cache=step.cache if step.cache is not None else defaults.cache,
                 conditions=list(step.conditions),
                 policy=dict(step.policy),
+                repair=step.repair.model_dump() if step.repair is not None else None,
             )
             try:
                 for section in ("actions", "commands", "assertions"):

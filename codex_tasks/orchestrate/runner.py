@@ -46,6 +46,8 @@ class RunOptions:
     workspace: str | None = None
     agent: str | None = None
     unsandboxed_agents: bool = False
+    repair: str | None = None  # `--repair AGENT`
+    repair_attempts: int = 1
     quiet: bool = False
     on_event: Callable[[dict[str, Any]], None] | None = None
     on_started: Callable[[RunDir], None] | None = None
@@ -122,6 +124,12 @@ def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
     from codex_tasks.steps import agent
 
     steps = [s for s in plan.steps() if not s.skip]
+    if opts.repair:
+        agent.preflight(agent.config_for_agent(opts.repair, unsandboxed=opts.unsandboxed_agents))
+    for s in steps:
+        if s.repair:
+            agent.preflight(agent.config_for_agent(str(s.repair.get("agent", "codex")),
+                                                   unsandboxed=opts.unsandboxed_agents))
     if opts.agent and any(s.kind == "manual" for s in steps):
         agent.preflight(agent.config_for_agent(opts.agent, unsandboxed=opts.unsandboxed_agents))
     for s in steps:
@@ -197,6 +205,8 @@ def run_sequence(opts: RunOptions) -> RunResult:
         previous=prev_steps,
         agent_command=opts.agent,
         unsandboxed_agents=opts.unsandboxed_agents,
+        repair_agent=opts.repair,
+        repair_attempts=opts.repair_attempts,
         cache=CacheIndex(workspace),
         cancel_event=opts.cancel_event or threading.Event(),
     )
@@ -277,7 +287,7 @@ def _run_without_prefect(run: RunContext) -> None:
 def _nothing_to_execute(run: RunContext, opts: RunOptions) -> bool:
     """True when every step would be cached, skipped or (not --strict) manual: then the run needs
     no Prefect flow engine at all (see prefect_rest)."""
-    if run.resuming or run.force is not None or opts.runner != "local" or run.agent_command:
+    if run.resuming or run.force is not None or opts.runner != "local" or run.agent_command or run.repair_agent:
         return False
     from codex_tasks.orchestrate.planview import predict
 

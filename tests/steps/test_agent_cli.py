@@ -137,3 +137,41 @@ def test_apply_false_keeps_the_change_for_codex_tasks_apply(repo, codex_env, mod
     assert (repo / "hello.txt").read_text() == "hi\n" and (repo / "logs" / "notes.md").read_text() == "n\n"
     run_cli("rollback", rid, "write", cwd=repo, check=0)
     assert not (repo / "hello.txt").exists() and not (repo / "logs" / "notes.md").exists()
+
+
+REPAIR_SEQ = textwrap.dedent("""\
+    title: repair
+    phases:
+      - id: p
+        steps:
+          - id: check
+            description: "The marker file must exist."
+            assertions: ["test -f marker.txt"]
+            repair: {agent: codex, attempts: 2}
+    """)
+
+
+def test_repair_fixes_a_failing_assertion_on_its_second_attempt(repo, codex_env, model_server, prefect_url):
+    (repo / "repair.yaml").write_text(REPAIR_SEQ)
+    model_server.add_turns([exec_command("echo wrong > other.txt")], [message("Tried other.txt.")],
+                           [exec_command("echo ok > marker.txt")], [message("Created marker.txt.")])
+    proc = run_cli("run", "repair.yaml", cwd=repo, env=codex_env, check=0)
+    assert "repaired after 2 attempt(s)" in proc.stdout
+    assert (repo / "marker.txt").read_text() == "ok\n"
+    assert not (repo / "other.txt").exists()  # the first attempt's change was rolled back
+    rd = run_dir(repo)
+    records = [json.loads(line) for line in (rd / "error_captures.ndjson").read_text().splitlines()]
+    assert [r["repair_attempt"] for r in records] == [0, 1]
+    assert all("test -f marker.txt" in r["error_message"] or "marker.txt" in r["context"] for r in records)
+    first_prompt = json.dumps(model_server.requests[0])
+    assert "Question for ChatGPT" in first_prompt and "While performing [check:" in first_prompt
+    step = json.loads((rd / "summary.json").read_text())["steps"][0]
+    assert step["status"] == "succeeded" and step["summary"]["repair_attempts"] == 2
+
+
+def test_run_repair_option_applies_to_every_step(repo, codex_env, model_server, prefect_url):
+    (repo / "repair.yaml").write_text(REPAIR_SEQ.replace("            repair: {agent: codex, attempts: 2}\n", ""))
+    model_server.add_turns([exec_command("echo ok > marker.txt")], [message("Created marker.txt.")])
+    proc = run_cli("run", "repair.yaml", "--repair", "codex", cwd=repo, env=codex_env, check=0)
+    assert "repaired after 1 attempt(s)" in proc.stdout
+    assert "test -f marker.txt" in model_server.all_text()
