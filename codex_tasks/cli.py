@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--unsandboxed-agents", action="store_true",
                         help="let agents run where no sandbox (bubblewrap) is available")
         sp.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
+        sp.add_argument("--no-bind", action="store_true", help="no bindings from declared outputs to kinds")
         sp.epilog = "--resume[=RUN] continues a failed or killed run; --force[=IDS] reruns cached steps."
 
     sp = sub.add_parser("run", help="run a sequence")
@@ -89,11 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("mlflow", help="the MLflow UI on this workspace's store (foreground)")
     sp.add_argument("--workspace", "-w", metavar="DIR")
-    sp.add_argument("--port", type=int, default=0, help="default: a free port")
+    sp.add_argument("--port", type=int, default=0, help="default: the first free port from 5000")
 
     sp = sub.add_parser("validate", help="check sequence files (exit 0, or 2 with FILE:LINE:COL errors)")
     sp.add_argument("files", nargs="+")
     sp.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
+    sp.add_argument("--strict", action="store_true", help="declared outputs nothing writes are errors")
+    sp.add_argument("--no-bind", action="store_true", help="no bindings from declared outputs to kinds")
 
     sp = sub.add_parser("plan", help="the DAG: what would run and what is cached")
     sp.add_argument("file")
@@ -102,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--from", dest="from_step", metavar="ID")
     sp.add_argument("--workspace", "-w", metavar="DIR")
     sp.add_argument("--format", choices=["text", "json", "mermaid", "dot"], default="text")
+    sp.add_argument("--strict", action="store_true", help="declared outputs nothing writes are errors")
+    sp.add_argument("--no-bind", action="store_true", help="no bindings from declared outputs to kinds")
 
     sp = sub.add_parser("runs", help="list runs; runs prune --keep N; runs show RUN")
     sp.add_argument("action", nargs="?", choices=["ls", "prune", "show", "errors"], default="ls")
@@ -154,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="JSON Schema of the format (for editors)")
     sp = sub.add_parser("steps", help="the step kinds and their with: fields")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--bindings", action="store_true", help="the legacy output -> kind bindings table")
     return p
 
 
@@ -211,7 +217,7 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
         file=args.file, params=args.param, only=_ids(args.only), from_step=args.from_step,
         dry_run=args.dry_run, resume=optional.get("--resume"), force=force,
         max_parallel=args.max_parallel, runner=args.runner, strict=args.strict,
-        workspace=args.workspace, agent=args.agent, quiet=args.quiet,
+        workspace=args.workspace, agent=args.agent, quiet=args.quiet, bind=not args.no_bind,
         unsandboxed_agents=args.unsandboxed_agents, repair=args.repair, repair_attempts=args.repair_attempts,
     )
     if args.tui:
@@ -226,11 +232,22 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
     if rd is not None:
         counts = json.loads((rd.path / "summary.json").read_text()).get("counts", {})
         parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-        print(f"run {rd.run_id} {result.status}: {parts}")
+        dry = " (dry run)" if rd.state.get("dry_run") else ""
+        print(f"run {rd.run_id}{dry} {result.status}: {parts}")
         print(f"  report: {rd.path / 'report.md'}")
         if result.status == "failed":
             print(f"  errors: codex-tasks errors {rd.run_id}   resume: codex-tasks run {args.file} --resume")
+        manual = manual_steps(rd)
+        if manual:  # the last line leads with what is left to a person
+            n = len(manual)
+            print(f"{n} step{'s' if n != 1 else ''} need{'' if n != 1 else 's'} a person or an agent: "
+                  f"{', '.join(manual)} (run {result.status})")
     return result.exit_code
+
+
+def manual_steps(rd: Any) -> list[str]:
+    """Ids of the run's steps left manual, in plan order."""
+    return [sid for sid, st in rd.state.get("steps", {}).items() if st.get("status") == "manual"]
 
 
 class _LivePrinter:
@@ -277,7 +294,11 @@ class _LivePrinter:
         if self.quiet:
             return
         t = ev.get("type", "")
-        if t == "phase.started":
+        if t == "log" and not ev.get("step_id") and str(ev.get("line", "")).startswith("warning:"):
+            print(f"codex-tasks: {ev['line']}", file=sys.stderr, flush=True)
+        elif t == "log" and str(ev.get("line", "")).startswith("[dry-run]"):
+            print(f"      {ev['line']}", flush=True)  # a dry run shows each step's rendered commands
+        elif t == "phase.started":
             print(f"== {ev.get('phase_id')}: {ev.get('name')}", flush=True)
         elif t == "agent" and ev.get("kind") == "command":
             print(f"    {ev.get('step_id')} $ {ev.get('command')}  (exit {ev.get('exit_code')})", flush=True)
@@ -345,7 +366,10 @@ def cmd_validate(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
     failed = 0
     for f in args.files:
-        errors, info = validate_file(f, args.param)
+        warnings: list[str] = []
+        errors, info = validate_file(f, args.param, strict=args.strict, bind=not args.no_bind, warnings=warnings)
+        for w in warnings:
+            print(f"{f}: warning: {w}", file=sys.stderr)
         if errors:
             failed += 1
             for e in errors:
@@ -359,7 +383,7 @@ def cmd_plan(args: argparse.Namespace, _: dict[str, Any]) -> int:
     from codex_tasks.orchestrate.planview import show_plan
 
     print(show_plan(args.file, args.param, only=_ids(args.only), from_step=args.from_step,
-                    workspace=args.workspace, fmt=args.format))
+                    workspace=args.workspace, fmt=args.format, strict=args.strict, bind=not args.no_bind))
     return 0
 
 
@@ -384,14 +408,16 @@ def cmd_runs(args: argparse.Namespace, _: dict[str, Any]) -> int:
         except (OSError, ValueError):
             continue
         rows.append({"run_id": d.name, "status": st.get("status"), "title": st.get("title"),
-                     "started": st.get("started"), "duration": st.get("duration"), "attempt": st.get("attempt")})
+                     "started": st.get("started"), "duration": st.get("duration"), "attempt": st.get("attempt"),
+                     "dry_run": bool(st.get("dry_run"))})
     if args.json:
         print(json.dumps(rows, indent=2))
     elif not rows:
         print(f"no runs in {ws / '.codex' / 'runs'}")
     else:
         for r in rows:
-            print(f"{r['run_id']}  {str(r['status']):<11} {r['duration'] or '':>8}  {r['title']}")
+            dry = "  (dry run)" if r["dry_run"] else ""
+            print(f"{r['run_id']}  {str(r['status']):<11} {r['duration'] or '':>8}  {r['title']}{dry}")
     return 0
 
 
@@ -533,6 +559,18 @@ def cmd_schema(args: argparse.Namespace, _: dict[str, Any]) -> int:
 def cmd_steps(args: argparse.Namespace, _: dict[str, Any]) -> int:
     from codex_tasks.reference.schema import describe_kinds
 
+    if args.bindings:
+        from codex_tasks.orchestrate.bindings import describe_bindings
+
+        rows = describe_bindings()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print("Declared output (file name) -> built-in kind that writes it where the step declares it")
+        for r in rows:
+            sink = "  (run-level sink)" if r["sink"] else ""
+            print(f"  {r['file']:<28} {r['kind']:<11} {r['what']}{sink}")
+        return 0
     kinds = describe_kinds()
     if args.json:
         print(json.dumps(kinds, indent=2))

@@ -57,6 +57,9 @@ def pytest_configure(config: pytest.Config) -> None:
         home = tempfile.mkdtemp(prefix="codex-tasks-test-home-")
         os.environ["CODEX_TASKS_HOME"] = home
         config._codex_home = home  # type: ignore[attr-defined]
+    # matplotlib (report charts) keeps its font cache here, not in the user's ~/.config
+    home_dir = os.environ.get("CODEX_TASKS_HOME") or tempfile.mkdtemp(prefix="codex-tasks-test-")
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(home_dir, "matplotlib"))
     os.environ.pop("PREFECT_API_URL", None)
 
 

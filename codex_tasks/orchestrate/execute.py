@@ -15,6 +15,7 @@ from typing import Any
 
 from codex_tasks import __version__
 from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
+from codex_tasks.orchestrate.bindings import sink_paths
 from codex_tasks.orchestrate.plan import Plan, PlannedStep
 from codex_tasks.runs.cache import CacheIndex, link_tree
 from codex_tasks.runs.errorcap import append_error, build_error_record
@@ -47,6 +48,7 @@ class RunContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cache: CacheIndex | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
+    sinks: list[Any] = field(default_factory=list)  # bindings.Binding of run-level sinks created so far
 
     def __getstate__(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -106,7 +108,7 @@ def _context(step: PlannedStep, run: RunContext, attempt: int = 1) -> StepContex
         cancel_event=run.cancel_event,
         outputs_of=lambda sid: list(run.rundir.step_state(sid).get("outputs", [])),
         lines=list(step.lines),
-        declared_outputs=[p for p, _ in step.outputs],
+        declared_outputs=[p for p, _ in step.outputs if p not in sink_paths(step)],
         declared_output_notes={p: d for p, d in step.outputs},
         conditions=list(step.conditions),
         policy=dict(step.policy),
@@ -137,7 +139,7 @@ def fingerprint(step: PlannedStep, run: RunContext, ctx: StepContext, module: An
     h.update(json.dumps(step.with_raw, sort_keys=True, default=str).encode() + b"\n")
     h.update(json.dumps(step.lines).encode() + b"\n")
     h.update(json.dumps(sorted(step.env.items())).encode() + b"\n")
-    h.update(json.dumps([p for p, _ in step.outputs]).encode() + b"\n")
+    h.update(json.dumps([p for p, _ in step.outputs if p not in sink_paths(step)]).encode() + b"\n")
     cfg = step.config if step.config is not None else module.With()
     deps = list(step.deps) + kind_deps(module, cfg, ctx)
     h.update(b"deps " + deps_hash(deps, run.workspace, run.cache.memo).encode() + b"\n")
@@ -213,6 +215,10 @@ def capture_error_record(step: PlannedStep, run: RunContext, exc: BaseException,
     )
     record.update(extra)
     append_error(run.rundir.path / "error_captures.ndjson", record)
+    if run.sinks:
+        from codex_tasks.orchestrate.layouts import refresh_sinks
+
+        refresh_sinks(run)
     return record
 
 
@@ -229,7 +235,7 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
         record_not_run(step, run, "run interrupted")
         return Outcome("not_run")
 
-    if step.kind == "manual" and not run.agent_command:
+    if step.kind == "manual" and not step.bindings and not run.agent_command:
         expected = [p for p, _ in step.outputs]
         if run.strict:
             start = time.time()
@@ -247,7 +253,7 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
     module = _kind_module(step)
     ctx = _context(step, run, attempt)
     cfg = step.config if step.config is not None else module.With()
-    if step.kind == "manual" and run.agent_command:
+    if step.kind == "manual" and not step.bindings and run.agent_command:
         # `run --agent CMD`: a description-only step goes to the coding agent (scratch tree, gated patch)
         from codex_tasks.steps import agent
 
@@ -295,8 +301,13 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
                    description=step.description, attempt=attempt)
     ctx.log(f"# {now_iso(start)} step {step.id} ({step.kind}), attempt {attempt}", event=False)
     try:
-        if run.dry_run and not getattr(module, "SUPPORTS_DRY_RUN", False):
+        if run.dry_run and (step.bindings or not getattr(module, "SUPPORTS_DRY_RUN", False)):
             result = _dry_run(step, ctx)
+        elif step.bindings:
+            from codex_tasks.orchestrate.layouts import run_bound_step
+
+            result = run_bound_step(step, run, ctx)
+            check_declared_outputs(ctx, result)
         else:
             result = module.run(cfg, ctx)
             check_declared_outputs(ctx, result)
@@ -356,8 +367,10 @@ def _dry_run(step: PlannedStep, ctx: StepContext) -> StepResult:
     if step.lines:
         for section, line in step.lines:
             ctx.log(f"[dry-run] {section}: {line}")
-    else:
+    elif not step.bindings:
         ctx.log(f"[dry-run] {step.kind} with {json.dumps(step.with_raw, default=str)}")
+    for b in step.bindings:
+        ctx.log(f"[dry-run] would run {b.kind} -> {b.output} ({b.why})")
     for p, _ in step.outputs:
         ctx.log(f"[dry-run] would produce {p}")
     return StepResult(note="dry run: not executed")

@@ -16,6 +16,7 @@ from codex_tasks.errors import SpecError, SpecErrors
 from codex_tasks.render.templating import (
     RenderError,
     evaluate,
+    render_shell_lines,
     render_string,
     render_value,
     truthy,
@@ -53,10 +54,11 @@ class PlannedStep:
     conditions: list[str] = field(default_factory=list)
     policy: dict[str, Any] = field(default_factory=dict)
     repair: dict[str, Any] | None = None  # {agent, attempts}: repaired by a coding agent when it fails
+    bindings: list[Any] = field(default_factory=list)  # orchestrate.bindings.Binding: outputs a kind writes
 
     @property
     def manual(self) -> bool:
-        return self.kind == "manual"
+        return self.kind == "manual" and not self.bindings
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class PlannedStep:
             "skip": self.skip,
             "conditions": self.conditions,
             "policy": self.policy,
+            "bindings": [{"output": b.output, "kind": b.kind, "why": b.why, "sink": b.sink} for b in self.bindings],
         }
 
 
@@ -166,6 +169,7 @@ def build_plan(
     *,
     only: list[str] | None = None,
     from_step: str | None = None,
+    bind: bool = True,
 ) -> Plan:
     """Render the sequence with `params`; raise `SpecErrors` listing every problem."""
     from codex_tasks.steps import load_kind
@@ -193,7 +197,7 @@ def build_plan(
                 id=step.id,
                 phase_id=phase.key,
                 phase_name=phase.name or phase.key,
-                description=(step.description or step.name or "").strip(),
+                description=_render_description(step.description or step.name or "", values),
                 kind=step.uses or ("shell" if step.shell_lines else "manual"),
                 template=step.template,
                 needs=edges.get(step.id, []),
@@ -208,12 +212,12 @@ def build_plan(
                 repair=step.repair.model_dump() if step.repair is not None else None,
             )
             try:
-                for section in ("actions", "commands", "assertions"):
-                    for i, line in enumerate(getattr(step, section)):
-                        try:
-                            ps.lines.append((section, render_string(line, values, shell=True)))
-                        except RenderError as exc:
-                            errors.append(_err(o, exc, section, i))
+                # the step's lines are one script: rendered and quoted together
+                where = [(sec, i) for sec in ("actions", "commands", "assertions") for i in range(len(getattr(step, sec)))]
+                script = [(sec, getattr(step, sec)[i]) for sec, i in where]
+                rendered_lines, line_errors = render_shell_lines(script, values)
+                ps.lines.extend(zip([sec for sec, _ in where], rendered_lines, strict=False))
+                errors.extend(_err(o, exc, *where[k]) for k, exc in line_errors)
                 for i, out in enumerate(step.outputs):
                     try:
                         ps.outputs.append((render_string(out.path, values), out.description or ""))
@@ -263,7 +267,19 @@ def build_plan(
         phases.append(PlannedPhase(phase.key, phase.name or phase.key, (phase.description or "").strip(), planned))
     if errors:
         raise SpecErrors(errors)
-    return Plan(title=spec.title, params=params, phases=phases, loaded=loaded)
+    plan = Plan(title=spec.title, params=params, phases=phases, loaded=loaded)
+    from codex_tasks.orchestrate.bindings import apply_bindings
+
+    apply_bindings(plan, enabled=bind)
+    return plan
+
+
+def _render_description(text: str, values: dict[str, Any]) -> str:
+    """Placeholders in a description rendered (it is prose: an unknown name is left as written)."""
+    try:
+        return render_string(text, values).strip()
+    except RenderError:
+        return text.strip()
 
 
 def _known_kinds() -> dict[str, str]:

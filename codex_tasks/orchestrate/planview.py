@@ -32,11 +32,14 @@ def predict(plan: Plan, workspace: Path) -> list[dict[str, Any]]:
                                "needs": step.needs, "description": step.description}
         if step.skip:
             row.update(action="skipped", why=step.skip)
-        elif step.kind == "manual":
+        elif step.manual:
             row.update(action="manual", why="description only: needs a person (--strict fails it)")
         else:
             module = _kind_module(step)
-            if not cache_mode(step, module):
+            if step.bindings:
+                kinds = list(dict.fromkeys(b.kind for b in step.bindings))
+                row.update(action="run", why=f"bound to {', '.join(kinds)} ({len(step.bindings)} output(s))")
+            elif not cache_mode(step, module):
                 why = "not cacheable" if getattr(module, "CACHE", "never") == "never" else \
                     ("shell steps cache only with outputs and cache: true" if step.kind == "shell" else "cache off")
                 row.update(action="run", why=why)
@@ -59,7 +62,7 @@ def predict(plan: Plan, workspace: Path) -> list[dict[str, Any]]:
 
 
 def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step: str | None,
-              workspace: str | None, fmt: str) -> str:
+              workspace: str | None, fmt: str, strict: bool = False, bind: bool = True) -> str:
     from codex_tasks.core.resources import resolve_sequence_ref as resolve_file
     from codex_tasks.orchestrate.plan import build_plan
     from codex_tasks.render.params import parse_cli_params, resolve_params
@@ -70,10 +73,20 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
     ws = Path(workspace or os.getcwd()).resolve()
     builtins = {"run_id": "plan", "run_dir": str(ws / ".codex/runs/plan"), "workspace": str(ws), "timestamp": now_iso()}
     values = resolve_params(loaded.spec, parse_cli_params(params), builtins)
-    plan = build_plan(loaded, values, only=only, from_step=from_step)
+    plan = build_plan(loaded, values, only=only, from_step=from_step, bind=bind)
+    from codex_tasks.orchestrate.bindings import output_errors, output_warnings
+
+    if strict and output_errors(plan):
+        from codex_tasks.errors import SpecErrors
+
+        raise SpecErrors(output_errors(plan))
+    warnings = output_warnings(plan)
     rows = predict(plan, ws)
     if fmt == "json":
-        return json.dumps({"title": plan.title, "steps": rows}, indent=2)
+        for r in rows:
+            r["bindings"] = plan.step(r["id"]).as_dict()["bindings"]
+        return json.dumps({"title": plan.title, "steps": rows, "warnings": warnings,
+                           "series": loaded.spec.series}, indent=2)
     if fmt == "mermaid":
         from codex_tasks.runs.report import mermaid_graph
 
@@ -87,14 +100,20 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
         for step in phase.steps:
             r = by_id[step.id]
             needs = f" (after {', '.join(step.needs)})" if step.needs else ""
-            out.append(f"  {r['action']:<8} {step.id:<16} {step.kind:<16}{needs}  {r['why']}")
+            kind = "bound" if step.kind == "manual" and step.bindings else step.kind
+            out.append(f"  {r['action']:<8} {step.id:<16} {kind:<16}{needs}  {r['why']}")
             for cond in step.conditions:
                 out.append(f"           condition: {cond}")
             if step.policy:
                 out.append(f"           policy: {json.dumps(step.policy)}")
+            for b in step.bindings:
+                out.append(f"           {step.id} -> {b.kind}: {b.why} ({b.output}{', run-level sink' if b.sink else ''})")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["action"]] = counts.get(r["action"], 0) + 1
+    for s in loaded.spec.series:
+        out.append("series: " + json.dumps(s, default=str))
+    out += [f"warning: {w}" for w in warnings]
     out.append("would: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return "\n".join(out)
 

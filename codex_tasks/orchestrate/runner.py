@@ -19,7 +19,7 @@ from typing import Any
 from codex_tasks.core import redact as redaction
 from codex_tasks.core.files import write_json_atomic, write_text_atomic
 from codex_tasks.core.resources import resolve_sequence_ref
-from codex_tasks.errors import CodexTasksError, RunNotFound, UsageError
+from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
 from codex_tasks.orchestrate.execute import RunContext, execute_step
 from codex_tasks.orchestrate.plan import Plan, build_plan
 from codex_tasks.render.params import param_env, parse_cli_params, resolve_params, secret_values
@@ -49,6 +49,7 @@ class RunOptions:
     repair: str | None = None  # `--repair AGENT`
     repair_attempts: int = 1
     quiet: bool = False
+    bind: bool = True  # bindings from declared outputs to kinds (`--no-bind` turns them off)
     on_event: Callable[[dict[str, Any]], None] | None = None
     on_started: Callable[[RunDir], None] | None = None
     cancel_event: threading.Event | None = None  # set it to stop the run cleanly (as SIGUSR1 does)
@@ -113,7 +114,13 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
     builtins = {"run_id": run_id, "run_dir": str(run_dir), "workspace": str(workspace),
                 "timestamp": now_iso()}
     values = resolve_params(loaded.spec, cli, builtins, stored=stored)
-    plan = build_plan(loaded, values, only=opts.only, from_step=opts.from_step)
+    plan = build_plan(loaded, values, only=opts.only, from_step=opts.from_step, bind=opts.bind)
+    if opts.strict:
+        from codex_tasks.orchestrate.bindings import output_errors
+
+        problems = output_errors(plan)
+        if problems:
+            raise SpecErrors(problems)
     if not (opts.dry_run or values.get("dry_run") is True):
         _agent_preflight(plan, opts)
     return loaded, plan, workspace, run_id, values, previous
@@ -189,6 +196,10 @@ def run_sequence(opts: RunOptions) -> RunResult:
         rd.events.listeners.append(opts.on_event)
     if opts.on_started:
         opts.on_started(rd)
+    from codex_tasks.orchestrate.bindings import output_warnings
+
+    for warning in output_warnings(plan):
+        rd.events.emit("log", line=f"warning: {warning}")
 
     run = RunContext(
         plan=plan,
@@ -374,6 +385,10 @@ def _close_run(run: RunContext, status: str, start: float) -> None:
         run.cache.memo.save()
     summary = write_summary(rd, run.plan)
     write_report(rd, run.plan, summary)
+    if run.sinks:
+        from codex_tasks.orchestrate.layouts import refresh_sinks
+
+        refresh_sinks(run)
     if rd.state.get("history") == "rest":
         _record_rest_history(run, rd, summary)
     elif rd.state.get("flow_run_id") and not run.dry_run:

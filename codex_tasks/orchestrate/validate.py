@@ -8,9 +8,12 @@ from codex_tasks.render.params import declared_names, parse_cli_params, resolve_
 from codex_tasks.sequence.load import load_sequence
 
 
-def validate_file(file: str, params: list[str] | None = None) -> tuple[list[SpecError], str]:
-    """(errors, a one-line description when there are none)."""
+def validate_file(file: str, params: list[str] | None = None, *, strict: bool = False, bind: bool = True,
+                  warnings: list[str] | None = None) -> tuple[list[SpecError], str]:
+    """(errors, a one-line description when there are none). Declared outputs nothing writes are
+    appended to `warnings` (errors under `strict`)."""
     from codex_tasks.core.resources import resolve_sequence_ref as resolve_file
+    from codex_tasks.orchestrate.bindings import output_errors, output_warnings
 
     try:
         path = resolve_file(file)
@@ -27,10 +30,14 @@ def validate_file(file: str, params: list[str] | None = None) -> tuple[list[Spec
     builtins = {"run_id": "validate", "run_dir": ".codex/runs/validate", "workspace": ".", "timestamp": "now"}
     try:
         values = resolve_params(loaded.spec, parse_cli_params(params or []), builtins, environ={})
-        build_plan(loaded, values)
+        plan = build_plan(loaded, values, bind=bind)
     except SpecErrors as exc:
         return exc.errors, ""
     except CodexTasksError as exc:
         return [SpecError(exc.message, file=file, hint=exc.hint)], ""
+    if strict and output_errors(plan):
+        return output_errors(plan), ""
+    if warnings is not None:
+        warnings.extend(output_warnings(plan))
     n_steps = sum(len(p.steps) for p in loaded.spec.phases)
     return [], f"{len(loaded.spec.phases)} phases, {n_steps} steps"
