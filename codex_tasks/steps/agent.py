@@ -84,6 +84,19 @@ def preflight(cfg: With) -> None:
         check_sandbox(cfg.sandbox_required)
 
 
+def cache_key(cfg: With, ctx: StepContext) -> str:
+    """What an agent step's cache entry is keyed by, besides its `with:` and `deps` (only with
+    `cache: true`): the rendered task, the prompt template, the declared outputs, agent and model."""
+    import hashlib
+
+    from codex_tasks.steps.agent_prompt import load_template, render_description
+
+    task = render_description(cfg.task or ctx.description, dict(ctx.params))
+    parts = [task, load_template(cfg.prompt_template, ctx), json.dumps(ctx.declared_outputs),
+             cfg.agent, json.dumps(cfg.command), str(cfg.model), str(cfg.profile), json.dumps(cfg.config, sort_keys=True)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
 def run_description_step(agent: str, ctx: StepContext, *, apply: bool = True) -> StepResult:
     """Run a description-only step with the agent given by `run --agent AGENT`."""
     return run(config_for_agent(agent, apply=apply), ctx)

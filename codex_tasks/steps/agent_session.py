@@ -152,7 +152,7 @@ def carry_out(cfg: With, ctx: StepContext, scratch: Scratch, prompt: str, prompt
     if missing:
         raise StepFailed(f"declared output missing: {missing[0]}", context="the agent did not write "
                          + ", ".join(missing))
-    _gate(cfg, ctx, scratch.root, changes, sequence_rel, before, gate_kw, summary)
+    _gate(cfg, ctx, scratch.root, changes, sequence_rel, before, gate_kw, summary, declared)
     return _bring_back(cfg, ctx, scratch.root, changes, declared, summary, outputs)
 
 
@@ -172,11 +172,11 @@ def _gate_kw(cfg: With, ctx: StepContext, scratch: Path, env: dict[str, str]) ->
 
 
 def _gate(cfg: With, ctx: StepContext, scratch: Path, changes: Changes, sequence_rel: str | None, before: int,
-          gate_kw: dict[str, Any], summary: dict[str, Any]) -> None:
+          gate_kw: dict[str, Any], summary: dict[str, Any], declared: list[str]) -> None:
     from codex_tasks.steps.agent_gate import refuse_paths, run_test_gate, scan_changes
 
     refuse_paths(changes, scratch, workflows_allowed=ctx.params.get("forbid_github_workflows") is False,
-                 sequence_rel=sequence_rel)
+                 sequence_rel=sequence_rel, declared=tuple(declared))
     if cfg.scan:
         scan_changes(changes, scratch, ctx.step_dir)
     if cfg.test_args is not None:

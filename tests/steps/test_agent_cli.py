@@ -175,3 +175,50 @@ def test_run_repair_option_applies_to_every_step(repo, codex_env, model_server, 
     proc = run_cli("run", "repair.yaml", "--repair", "codex", cwd=repo, env=codex_env, check=0)
     assert "repaired after 1 attempt(s)" in proc.stdout
     assert "test -f marker.txt" in model_server.all_text()
+
+
+def test_kill_mid_agent_then_resume(repo, codex_env, model_server, prefect_url):
+    import os
+    import signal
+    import time
+
+    from conftest import CODEX
+
+    from codex_tasks.core.process import processes_with_env
+
+    (repo / "seq.yaml").write_text(SEQ + textwrap.dedent("""\
+          - name: Check
+            id: P2
+            steps:
+              - id: P2.1
+                description: "A later gate."
+                assertions: ["test -f go.txt"]
+        """))
+    model_server.add_turns([exec_command("echo partial > partial.txt && sleep 300")])
+    proc = subprocess.Popen([CODEX, "run", "seq.yaml", "--agent", "codex"], cwd=repo, env={**os.environ, **codex_env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    partial: list[Path] = []
+    while not partial and time.monotonic() < deadline and proc.poll() is None:
+        partial = list((repo / ".codex" / "runs").glob("*/steps/P1.1/scratch/partial.txt"))
+        time.sleep(0.2)
+    assert partial, "the agent never started its command"
+    run_id = partial[0].parents[3].name
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while processes_with_env("CODEX_RUN_ID", run_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with_env("CODEX_RUN_ID", run_id) == []  # codex and its sleep died with the run
+    model_server.add_turns([exec_command("mkdir -p logs && echo done > logs/notes.md")], [message("done")])
+    seen = len(model_server.requests)
+    run_cli("run", "seq.yaml", "--agent", "codex", "--resume", cwd=repo, env=codex_env, check=1)  # P2.1 fails
+    assert (repo / "logs" / "notes.md").read_text() == "done\n"
+    resumed = json.dumps(model_server.requests[seen:])
+    assert "An earlier attempt of this step was stopped" in resumed and "partial.txt" in resumed
+    # --resume never reruns a finished agent step
+    (repo / "go.txt").write_text("go")
+    (repo / "logs" / "notes.md").write_text("edited since\n")
+    proc2 = run_cli("run", "seq.yaml", "--agent", "codex", "--resume", cwd=repo, env=codex_env, check=0)
+    assert len(model_server.requests) == seen + 2, proc2.stdout
+    assert (repo / "logs" / "notes.md").read_text() == "edited since\n"
