@@ -19,14 +19,17 @@ def _tail(path: Path, n: int = 3000) -> str:
 
 
 def _emitter(ctx: StepContext, agent: str) -> Any:
-    from codex_tasks.steps.agent_codex import prefect_log
+    from codex_tasks.steps.agent_codex import prefect_logger
+
+    logger = prefect_logger()
 
     def emit(kind: str, fields: dict[str, Any]) -> None:
         ctx.events.emit("agent", step_id=ctx.step_id, agent=agent, kind=kind, **fields)
         line = _line(kind, fields)
         if line:
-            ctx.log(line, event=False)
-            prefect_log(f"[{ctx.step_id}] {line}")
+            ctx.log(line)  # a `log` event too: the TUI's log pane shows it as it happens
+            if logger is not None:
+                logger.info(line)
 
     return emit
 
