@@ -188,7 +188,7 @@ def record_not_run(step: PlannedStep, run: RunContext, reason: str) -> None:
 
 def capture_error(step: PlannedStep, run: RunContext, exc: BaseException, **extra: Any) -> str:
     """Write the error block (NDJSON) and return the one-line message."""
-    return capture_error_record(step, run, exc, **extra)["error_message"]
+    return str(capture_error_record(step, run, exc, **extra)["error_message"])
 
 
 def capture_error_record(step: PlannedStep, run: RunContext, exc: BaseException, **extra: Any) -> dict[str, Any]:

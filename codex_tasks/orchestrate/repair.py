@@ -74,10 +74,9 @@ def repair(step: PlannedStep, run: RunContext, module: Any, cfg: Any, ctx: StepC
         ctx.log(f"repair attempt {k}/{attempts} with {spec.get('agent', 'codex')}: {message}")
         actx = _agent_ctx(ctx, k)
         acfg = agent.config_for_agent(str(spec.get("agent", "codex")), unsandboxed=run.unsandboxed_agents)
-        acfg = acfg.model_copy(update={"repair": repair_prompt(str(record.get("rendered", message)), step, _log_tail(ctx)),
-                                       "task": step.description or f"Make step {step.id} succeed."})
+        acfg = acfg.model_copy(update={"task": step.description or f"Make step {step.id} succeed."})
         try:
-            agent.run(acfg, actx)
+            agent.run(acfg, actx, repair=repair_prompt(str(record.get("rendered", message)), step, _log_tail(ctx)))
         except RunInterrupted:
             raise
         except CodexTasksError as exc:  # the agent itself failed or was refused: that attempt is spent

@@ -56,7 +56,6 @@ class With(WithModel):
     require_changes: bool = Field(default=False, description="Fail when the agent changed nothing (always so when outputs are declared).")
     keep_scratch: bool = Field(default=False, description="Keep the scratch copy after the step (in the step's folder).")
     max_findings: int = Field(default=30, ge=0, description="Audit findings to put in the prompt.")
-    repair: str = Field(default="", description="Set by the repair loop: the failing step's error block.", exclude=True)
 
     @property
     def is_codex(self) -> bool:
@@ -160,12 +159,14 @@ def _agent_env(ctx: StepContext, scratch: Path, prompt_file: Path) -> dict[str, 
             "CODEX_TASKS_STEP_ID": ctx.step_id, "CODEX_RUN_ID": ctx.run_id}
 
 
-def run(cfg: With, ctx: StepContext) -> StepResult:
+def run(cfg: With, ctx: StepContext, *, repair: str = "") -> StepResult:
+    """Carry out the step (module docstring); `repair` is a failing step's error block, given by
+    the repair loop (orchestrate/repair.py)."""
     from codex_tasks.steps.agent_prompt import PromptInputs, render_prompt
     from codex_tasks.steps.agent_scratch import make_scratch
 
     task = cfg.task or ctx.description
-    if not task.strip() and not cfg.repair:
+    if not task.strip() and not repair:
         raise StepFailed("the agent step has no task: give it a description or `task`")
     d = ctx.step_dir
     d.mkdir(parents=True, exist_ok=True)
@@ -178,7 +179,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     notes = dict(getattr(ctx, "declared_output_notes", {}) or {})
     inputs = PromptInputs(outputs=[{"path": p, "description": notes.get(p, "")} for p in declared],
                           earlier_outputs=earlier, sequence_rel=_sequence_rel(ctx), partial_diff=partial,
-                          repair=cfg.repair, max_findings=cfg.max_findings)
+                          repair=repair, max_findings=cfg.max_findings)
     prompt = render_prompt(ctx, task, inputs, cfg.prompt_template)
     prompt_file = d / "prompt.md"
     prompt_file.write_text(prompt)
