@@ -290,3 +290,21 @@ def test_earlier_outputs_are_copied_in_even_when_git_ignored(make_ctx, ws):
     agent.run(agent.With(command=[sys.executable, "-c", script], test_args=None), ctx)
     assert (ws / "seen.txt").read_text() == "True"
     assert "`build/data.json`" in (ctx.step_dir / "prompt.md").read_text()
+
+
+def test_a_generic_agent_that_misses_its_declared_output_fails(make_ctx, ws):
+    ctx = make_ctx(workspace=ws, description="x", declared_outputs=["report.md"])
+    with pytest.raises(StepFailed, match="declared output missing: report.md"):
+        agent.run(agent.With(command=write_cmd("other.md"), test_args=None), ctx)
+    assert not (ws / "other.md").exists()
+
+
+def test_sandbox_required_refuses_without_bubblewrap(make_ctx, ws, monkeypatch):
+    from codex_tasks.core import process
+    from codex_tasks.errors import AgentUnavailable
+
+    monkeypatch.setattr(process, "sandbox_unavailable_reason", lambda: "bubblewrap is not installed")
+    with pytest.raises(AgentUnavailable, match="only inside a sandbox") as exc:
+        agent.preflight(agent.With(command=write_cmd("a.txt")))
+    assert "--unsandboxed-agents" in (exc.value.hint or "")
+    agent.preflight(agent.With(command=write_cmd("a.txt"), sandbox_required=False))  # the explicit opt-out

@@ -186,14 +186,15 @@ def test_kill_mid_agent_then_resume(repo, codex_env, model_server, prefect_url):
 
     from codex_tasks.core.process import processes_with_env
 
-    (repo / "seq.yaml").write_text(SEQ + textwrap.dedent("""\
-          - name: Check
-            id: P2
-            steps:
-              - id: P2.1
-                description: "A later gate."
-                assertions: ["test -f go.txt"]
-        """))
+    (repo / "seq.yaml").write_text(SEQ + textwrap.indent(textwrap.dedent("""\
+        - name: Check
+          id: P2
+          steps:
+            - id: P2.1
+              description: "A later gate."
+              assertions: ["test -f go.txt"]
+        """), "  "))
+    run_cli("validate", "seq.yaml", cwd=repo, check=0)
     model_server.add_turns([exec_command("echo partial > partial.txt && sleep 300")])
     proc = subprocess.Popen([CODEX, "run", "seq.yaml", "--agent", "codex"], cwd=repo, env={**os.environ, **codex_env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
