@@ -67,6 +67,9 @@ def direct(codex: str, repo: Path, work: Path) -> float:
     return dt
 
 
+LAPS: list[dict[str, float]] = []
+
+
 def as_step(repo: Path, work: Path) -> float:
     """The same agent as a codex-tasks step, on a fresh copy of the repository (not timed)."""
     if work.exists():
@@ -78,8 +81,9 @@ def as_step(repo: Path, work: Path) -> float:
                       events=EventLog(run_dir / "events.ndjson", "bench"), description="Write logs/notes.md.",
                       declared_outputs=["logs/notes.md"])
     t0 = time.perf_counter()
-    agent.run(agent.With(test_args=None), ctx)
+    res = agent.run(agent.With(test_args=None), ctx)
     dt = time.perf_counter() - t0
+    LAPS.append(res.summary["timings"])
     assert (work / "logs" / "notes.md").is_file()
     return dt
 
@@ -108,6 +112,8 @@ def main() -> None:
         print(f"codex exec directly : {d:.3f} s (median of {args.repeat})")
         print(f"as an agent step    : {s:.3f} s")
         print(f"ratio {s / d:.2f}x, added {s - d:+.3f} s per agent step (goal <= 1 s)")
+        parts = {k: statistics.median(lap[k] for lap in LAPS) for k in LAPS[0]}
+        print("inside the step (medians, s): " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)

@@ -188,7 +188,11 @@ def run(cfg: With, ctx: StepContext, *, repair: str = "") -> StepResult:
         ctx.events.emit("agent", step_id=ctx.step_id, kind="prompt", agent=who, text=prompt)
         return StepResult(outputs=[str(prompt_file)], note=f"dry run: the prompt for {who} is in {prompt_file}")
     preflight(cfg)
+    import time
+
+    t0 = time.perf_counter()
     scratch = make_scratch(ctx.workspace, scratch_root, extra_files=earlier)
+    scratch.seconds = round(time.perf_counter() - t0, 3)
     try:
         from codex_tasks.steps.agent_session import carry_out
 

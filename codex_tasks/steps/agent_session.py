@@ -133,15 +133,30 @@ def carry_out(cfg: With, ctx: StepContext, scratch: Scratch, prompt: str, prompt
     from codex_tasks.steps.agent_gate import count_tests
 
     gate_kw = _gate_kw(cfg, ctx, scratch.root, env)
+    import time
+
+    clock = time.perf_counter()
+    timings = {"scratch": scratch.seconds}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
     before = count_tests(scratch.root, _gate_dir(ctx), **gate_kw) if cfg.test_args is not None else 0
+    lap("tests_before")
     if cfg.is_codex:
         summary = run_codex_agent(cfg, ctx, scratch.root, prompt, env, declared)
     else:
         summary = run_generic_agent(cfg, ctx, scratch.root, prompt, prompt_file, env)
+    lap("agent")
+    summary["timings"] = timings  # filled in as the step goes on
     summary["left_out"] = scratch.left_out
     from codex_tasks.steps.agent_scratch import collect_changes
 
     changes = collect_changes(scratch.root, force_add=declared)
+    lap("collect")
     summary["changed_files"] = changes.paths
     outputs = [str(prompt_file)]
     if not changes.paths:
@@ -156,7 +171,10 @@ def carry_out(cfg: With, ctx: StepContext, scratch: Scratch, prompt: str, prompt
         raise StepFailed(f"declared output missing: {missing[0]}", context="the agent did not write "
                          + ", ".join(missing))
     _gate(cfg, ctx, scratch.root, changes, sequence_rel, before, gate_kw, summary, declared)
-    return _bring_back(cfg, ctx, scratch.root, changes, declared, summary, outputs)
+    lap("gates")
+    result = _bring_back(cfg, ctx, scratch.root, changes, declared, summary, outputs)
+    lap("apply")
+    return result
 
 
 def _gate_dir(ctx: StepContext) -> Path:
