@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 MARKS = {"step.succeeded": "✓", "step.failed": "✗", "step.cached": "↺", "step.manual": "✋",
-         "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻"}
+         "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻", "step.repair": "⚒"}
 STYLES = {"step.succeeded": "green", "step.failed": "bold red", "step.cached": "blue", "step.manual": "yellow",
-          "step.retry": "yellow"}
+          "step.retry": "yellow", "step.repair": "yellow"}
 TAIL_LINES = 20
 PLAIN_EVERY_S = 30.0  # off a terminal: a progress line at least this often, and at every 10%
 
@@ -158,9 +158,10 @@ class RunConsole:
             self.print(f"    {sid} {progress_text(ev)}")
 
     def _finished(self, t: str, sid: str, ev: dict[str, Any]) -> None:
-        if self.progress is not None and sid in self._tasks and t != "step.retry":
-            self.progress.remove_task(self._tasks.pop(sid))
-        self._plain.pop(sid, None)
+        if t not in ("step.retry", "step.repair"):  # those go on: the bar stays
+            if self.progress is not None and sid in self._tasks:
+                self.progress.remove_task(self._tasks.pop(sid))
+            self._plain.pop(sid, None)
         extra = ev.get("error") or ev.get("note") or ""
         dur = f" ({ev['duration']:.2f}s)" if isinstance(ev.get("duration"), int | float) and t == "step.succeeded" else ""
         self.print(f"  {MARKS[t]} {sid} {t.split('.', 1)[1]}{dur}{': ' + extra if extra else ''}", style=STYLES.get(t))

@@ -153,6 +153,12 @@ def prepare_options(opts: RunOptions) -> PreparedRun:
 def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
     """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
     steps = [s for s in plan.steps() if not s.skip]
+    if opts.repair:
+        agent.preflight(agent.config_for_agent(opts.repair, unsandboxed=opts.unsandboxed_agents))
+    for s in steps:
+        if s.repair:
+            agent.preflight(agent.config_for_agent(str(s.repair.get("agent", "codex")),
+                                                   unsandboxed=opts.unsandboxed_agents))
     if opts.agent and any(s.kind == "manual" for s in steps):
         agent.preflight(agent.config_for_agent(opts.agent, unsandboxed=opts.unsandboxed_agents))
     for s in steps:
