@@ -129,3 +129,11 @@ def test_a_real_bug_still_shows_its_traceback(ws: Path) -> None:
     assert proc.returncode not in (0, 2), proc.stderr
     assert "Traceback" in proc.stderr
     assert "ZeroDivisionError" in proc.stderr
+
+
+def test_missing_agent_binary(ws: Path) -> None:
+    """An optional tool a step needs (the Codex CLI) that is not there: named, with how to install it."""
+    missing = ws / "no-such-codex"
+    (ws / "seq.yaml").write_text(SEQ.replace('commands: ["echo hi"]', f"uses: agent\n        with: {{bin: {missing}}}"))
+    proc = run_cli("run", "seq.yaml", cwd=ws)
+    _assert_fault(proc, str(missing), "does not exist")
