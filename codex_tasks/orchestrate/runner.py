@@ -111,6 +111,7 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         "sequence_sha256": hashlib.sha256(loaded.text.encode()).hexdigest(),
         "workspace": str(workspace),
         "params": stored_params,
+        "secret_params": sorted(secret_names),  # names only: Prefect shows them as `***`
         "status": "running",
         "pid": os.getpid(),
         "attempt": attempt,
@@ -242,9 +243,8 @@ def _nothing_to_execute(run: RunContext, opts: RunOptions) -> bool:
 
 
 def _tags(run: RunContext, rd: RunDir, attempt: int) -> list[str]:
+    # parameters are the flow run's `parameters`, not tags: only the sequence and the resume count
     tags = ["codex-tasks", f"sequence:{run.plan.title}"[:100]]
-    tags += [f"param:{k}={v}"[:100] for k, v in sorted(rd.state.get("params", {}).items())
-             if not isinstance(v, dict | list)][:20]
     if attempt > 1:
         tags.append(f"resume-{attempt - 1}")
     return tags

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from codex_tasks.errors import ServerError, UsageError
-from codex_tasks.orchestrate.prefect.rest import report_artifacts
+from codex_tasks.orchestrate.prefect.rest import flow_parameters, report_artifacts
 from codex_tasks.orchestrate.prefect.server import ensure_server, quiet_env
 from codex_tasks.runs.rundir import RunDir
 
@@ -46,6 +46,21 @@ def configure_prefect() -> str:
     # results and task caches stay in memory: codex-tasks keeps its own cache and run folders
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
     return url
+
+
+def show_parameters(rd: RunDir) -> None:
+    """Inside the flow: the sequence's parameters become this flow run's `parameters` (the flow
+    itself takes none, so Prefect would show `{}`); secrets as `***`."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(UUID(str(flow_run.id)), parameters=flow_parameters(rd))
+    except Exception as exc:  # history is best effort; the run itself goes on
+        rd.events.emit("log", line=f"could not show the parameters on the Prefect flow run: {exc}")
 
 
 def crash_stale_flow_runs(rd: RunDir) -> None:
