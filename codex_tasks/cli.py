@@ -7,59 +7,29 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_tasks import __version__
 from codex_tasks.errors import CodexTasksError, SpecError, SpecErrors, UsageError
+from codex_tasks.orchestrate.options import (
+    UsageParser,
+    add_run_arguments,
+    options_from_args,
+    split_optional_values,
+)
+from codex_tasks.orchestrate.options import ids as _ids
 
-OPTIONAL_VALUE_FLAGS = ("--resume", "--force")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}", hint=f"{self.prog} --help")
-
-
-def _split_optional_values(argv: list[str]) -> tuple[list[str], dict[str, str | bool]]:
-    """`--resume` / `--resume=RUN`, `--force` / `--force=IDS`: a value only after '=', so FILE is never swallowed."""
-    rest: list[str] = []
-    found: dict[str, str | bool] = {}
-    for arg in argv:
-        name, eq, value = arg.partition("=")
-        if name in OPTIONAL_VALUE_FLAGS:
-            found[name] = value if eq else True
-        else:
-            rest.append(arg)
-    return rest, found
-
-
-def _ids(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    return [t.strip() for t in text.split(",") if t.strip()]
+if TYPE_CHECKING:
+    from codex_tasks.tui import Launcher
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="codex-tasks", description="Offline-first task runner for ML code repositories.")
+    p = UsageParser(prog="codex-tasks", description="Offline-first task runner for ML code repositories.")
     p.add_argument("--version", action="version", version=f"codex-tasks {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    def run_options(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("file", help="the sequence file, or builtin:NAME")
-        sp.add_argument("--param", "-p", action="append", default=[], metavar="K=V", help="set a parameter")
-        sp.add_argument("--only", metavar="IDS", help="run only these step ids (comma-separated)")
-        sp.add_argument("--from", dest="from_step", metavar="ID", help="start at this step")
-        sp.add_argument("--dry-run", action="store_true", help="print what each step would do; execute nothing")
-        sp.add_argument("--max-parallel", type=int, default=4, metavar="N", help="independent steps at once (4)")
-        sp.add_argument("--runner", default="local", help="local, dask, or dask=tcp://HOST:PORT")
-        sp.add_argument("--strict", action="store_true", help="manual (description-only) steps fail")
-        sp.add_argument("--workspace", "-w", metavar="DIR", help="where paths resolve and .codex/ lives (cwd)")
-        sp.add_argument("--agent", metavar="CMD", help="hand description-only steps to this coding-agent command")
-        sp.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
-        sp.epilog = "--resume[=RUN] continues a failed or killed run; --force[=IDS] reruns cached steps."
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=UsageParser)
 
     sp = sub.add_parser("run", help="run a sequence")
-    run_options(sp)
+    add_run_arguments(sp)
     sp.add_argument("--tui", action="store_true", help="show the run in the TUI")
 
     sp = sub.add_parser("tui", help="run a sequence in the TUI, or watch / replay a run")
@@ -73,16 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="restore even files changed since the patch")
     sp.add_argument("--workspace", "-w", metavar="DIR")
 
+    sp = sub.add_parser("apply", help="apply an agent step's kept change (`apply: false`), with a rollback bundle")
+    sp.add_argument("run", help="run id or folder")
+    sp.add_argument("step", help="the agent step's id")
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+
     sp = sub.add_parser("verify", help="check an archive against its SHA-256 manifest")
     sp.add_argument("zip")
 
     sp = sub.add_parser("mlflow", help="the MLflow UI on this workspace's store (foreground)")
     sp.add_argument("--workspace", "-w", metavar="DIR")
-    sp.add_argument("--port", type=int, default=0, help="default: a free port")
+    sp.add_argument("--port", type=int, default=0, help="default: the first free port from 5000")
 
     sp = sub.add_parser("validate", help="check sequence files (exit 0, or 2 with FILE:LINE:COL errors)")
     sp.add_argument("files", nargs="+")
     sp.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
+    sp.add_argument("--strict", action="store_true", help="declared outputs nothing writes are errors")
+    sp.add_argument("--no-bind", action="store_true", help="no bindings from declared outputs to kinds")
 
     sp = sub.add_parser("plan", help="the DAG: what would run and what is cached")
     sp.add_argument("file")
@@ -91,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--from", dest="from_step", metavar="ID")
     sp.add_argument("--workspace", "-w", metavar="DIR")
     sp.add_argument("--format", choices=["text", "json", "mermaid", "dot"], default="text")
+    sp.add_argument("--strict", action="store_true", help="declared outputs nothing writes are errors")
+    sp.add_argument("--no-bind", action="store_true", help="no bindings from declared outputs to kinds")
 
     sp = sub.add_parser("runs", help="list runs; runs prune --keep N; runs show RUN")
     sp.add_argument("action", nargs="?", choices=["ls", "prune", "show", "errors"], default="ls")
@@ -98,12 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--keep", type=int, default=10)
     sp.add_argument("--workspace", "-w", metavar="DIR")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--patch", action="store_true", help="show: the agent steps' patches")
 
     for name, help_ in (("show", "a run's steps and outputs"), ("errors", "a run's error blocks (or a legacy error file)")):
         sp = sub.add_parser(name, help=help_)
         sp.add_argument("run", nargs="?", help="run id, run folder, or (errors) an error file; default: newest")
         sp.add_argument("--workspace", "-w", metavar="DIR")
         sp.add_argument("--json", action="store_true")
+        if name == "show":
+            sp.add_argument("--patch", action="store_true", help="the agent steps' patches")
 
     sp = sub.add_parser("cancel", help="stop a running run cleanly (state saved, resumable)")
     sp.add_argument("run", nargs="?")
@@ -140,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="JSON Schema of the format (for editors)")
     sp = sub.add_parser("steps", help="the step kinds and their with: fields")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--bindings", action="store_true", help="the legacy output -> kind bindings table")
     return p
 
 
@@ -147,14 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         code = _main(argv)
-    except SpecErrors as exc:
-        print(exc.render(), file=sys.stderr)
-        code = 2
-    except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
-        code = 2
-    except CodexTasksError as exc:
-        print(f"codex-tasks: {exc.render()}", file=sys.stderr)
+    except CodexTasksError as exc:  # the one place an error meets the user: `render()` and the exit code
+        located = isinstance(exc, SpecError | SpecErrors)  # these start with FILE:LINE:COL
+        print(exc.render() if located else f"codex-tasks: {exc.render()}", file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         print("codex-tasks: interrupted", file=sys.stderr)
@@ -166,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    argv, optional = _split_optional_values(argv)
+    argv, optional = split_optional_values(argv)
     args = build_parser().parse_args(argv)
     if args.command is None:
         build_parser().print_help()
@@ -183,24 +161,15 @@ def _main(argv: list[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
-    from codex_tasks.orchestrate.runner import RunOptions, run_sequence
+    from codex_tasks.orchestrate.runner import run_sequence
 
-    if args.max_parallel < 1:
-        raise UsageError("--max-parallel must be at least 1")
-    force_opt = optional.get("--force")
-    force = None if force_opt is None else (set() if force_opt is True else set(_ids(str(force_opt)) or []))
     printer = _LivePrinter(quiet=args.quiet)
-    opts = RunOptions(
-        on_started=None if args.tui else printer.follow,
-        file=args.file, params=args.param, only=_ids(args.only), from_step=args.from_step,
-        dry_run=args.dry_run, resume=optional.get("--resume"), force=force,
-        max_parallel=args.max_parallel, runner=args.runner, strict=args.strict,
-        workspace=args.workspace, agent=args.agent, quiet=args.quiet,
-    )
+    opts = options_from_args(args, optional)
     if args.tui:
         from codex_tasks.tui import run_with_tui
 
-        return int(run_with_tui(opts))
+        return int(run_with_tui(opts, tui_launcher()))
+    opts.on_started = printer.follow
     try:
         result = run_sequence(opts)
     finally:
@@ -209,18 +178,30 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
     if rd is not None:
         counts = json.loads((rd.path / "summary.json").read_text()).get("counts", {})
         parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-        print(f"run {rd.run_id} {result.status}: {parts}")
+        dry = " (dry run)" if rd.state.get("dry_run") else ""
+        print(f"run {rd.run_id}{dry} {result.status}: {parts}")
         print(f"  report: {rd.path / 'report.md'}")
         if result.status == "failed":
             print(f"  errors: codex-tasks errors {rd.run_id}   resume: codex-tasks run {args.file} --resume")
+        manual = manual_steps(rd)
+        if manual:  # the last line leads with what is left to a person
+            n = len(manual)
+            print(f"{n} step{'s' if n != 1 else ''} need{'' if n != 1 else 's'} a person or an agent: "
+                  f"{', '.join(manual)} (run {result.status})")
     return result.exit_code
+
+
+def manual_steps(rd: Any) -> list[str]:
+    """Ids of the run's steps left manual, in plan order."""
+    return [sid for sid, st in rd.state.get("steps", {}).items() if st.get("status") == "manual"]
 
 
 class _LivePrinter:
     """One line per finished step, from the run's events file (so steps run by Dask workers show too)."""
 
     MARKS = {"step.succeeded": "✓", "step.failed": "✗", "step.cached": "↺", "step.manual": "✋",
-             "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻"}
+             "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻",
+             "step.repair": "⚒"}
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -259,8 +240,17 @@ class _LivePrinter:
         if self.quiet:
             return
         t = ev.get("type", "")
-        if t == "phase.started":
+        if t == "log" and not ev.get("step_id") and str(ev.get("line", "")).startswith("warning:"):
+            print(f"codex-tasks: {ev['line']}", file=sys.stderr, flush=True)
+        elif t == "log" and str(ev.get("line", "")).startswith("[dry-run]"):
+            print(f"      {ev['line']}", flush=True)  # a dry run shows each step's rendered commands
+        elif t == "phase.started":
             print(f"== {ev.get('phase_id')}: {ev.get('name')}", flush=True)
+        elif t == "agent" and ev.get("kind") == "command":
+            print(f"    {ev.get('step_id')} $ {ev.get('command')}  (exit {ev.get('exit_code')})", flush=True)
+        elif t == "agent" and ev.get("kind") == "prompt":
+            print(f"--- prompt for {ev.get('step_id')} ({ev.get('agent')}) ---\n{ev.get('text', '').rstrip()}\n---",
+                  flush=True)
         elif t in self.MARKS:
             extra = ev.get("error") or ev.get("note") or ""
             dur = f" ({ev['duration']:.2f}s)" if isinstance(ev.get("duration"), int | float) and t == "step.succeeded" else ""
@@ -272,7 +262,17 @@ def cmd_tui(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
     from codex_tasks.tui import main as tui_main
 
     extra = [k if v is True else f"{k}={v}" for k, v in optional.items()]
-    return int(tui_main(args.target, list(args.run_args) + extra, args.workspace))
+    return int(tui_main(args.target, list(args.run_args) + extra, args.workspace, tui_launcher()))
+
+
+def tui_launcher() -> Launcher:
+    """How the TUI starts, checks and resumes runs (it never imports the runner itself)."""
+    from codex_tasks.orchestrate.options import parse_run_args, resume_options
+    from codex_tasks.orchestrate.prepare import prepare_options
+    from codex_tasks.orchestrate.runner import run_sequence
+    from codex_tasks.tui import Launcher
+
+    return Launcher(parse=parse_run_args, check=prepare_options, run=run_sequence, resume=resume_options)
 
 
 def cmd_rollback(args: argparse.Namespace, _: dict[str, Any]) -> int:
@@ -282,6 +282,18 @@ def cmd_rollback(args: argparse.Namespace, _: dict[str, Any]) -> int:
     rd = find_run(_workspace(args), args.run)
     restored = rollback(rd.path, args.step, force=bool(args.force))
     print(f"restored {len(restored)} file(s)" + "".join(f"\n  {p}" for p in restored))
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.runs.rundir import find_run
+    from codex_tasks.steps.agent_apply import apply_change
+
+    rd = find_run(_workspace(args), args.run)
+    ws = Path(rd.state.get("workspace") or _workspace(args))
+    written = apply_change(rd.step_dir(args.step), ws)
+    print(f"applied {len(written)} file(s)" + "".join(f"\n  {p}" for p in written))
+    print(f"  undo: codex-tasks rollback {rd.run_id} {args.step}")
     return 0
 
 
@@ -310,7 +322,10 @@ def cmd_validate(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
     failed = 0
     for f in args.files:
-        errors, info = validate_file(f, args.param)
+        warnings: list[str] = []
+        errors, info = validate_file(f, args.param, strict=args.strict, bind=not args.no_bind, warnings=warnings)
+        for w in warnings:
+            print(f"{f}: warning: {w}", file=sys.stderr)
         if errors:
             failed += 1
             for e in errors:
@@ -324,7 +339,7 @@ def cmd_plan(args: argparse.Namespace, _: dict[str, Any]) -> int:
     from codex_tasks.orchestrate.planview import show_plan
 
     print(show_plan(args.file, args.param, only=_ids(args.only), from_step=args.from_step,
-                    workspace=args.workspace, fmt=args.format))
+                    workspace=args.workspace, fmt=args.format, strict=args.strict, bind=not args.no_bind))
     return 0
 
 
@@ -349,14 +364,16 @@ def cmd_runs(args: argparse.Namespace, _: dict[str, Any]) -> int:
         except (OSError, ValueError):
             continue
         rows.append({"run_id": d.name, "status": st.get("status"), "title": st.get("title"),
-                     "started": st.get("started"), "duration": st.get("duration"), "attempt": st.get("attempt")})
+                     "started": st.get("started"), "duration": st.get("duration"), "attempt": st.get("attempt"),
+                     "dry_run": bool(st.get("dry_run"))})
     if args.json:
         print(json.dumps(rows, indent=2))
     elif not rows:
         print(f"no runs in {ws / '.codex' / 'runs'}")
     else:
         for r in rows:
-            print(f"{r['run_id']}  {str(r['status']):<11} {r['duration'] or '':>8}  {r['title']}")
+            dry = "  (dry run)" if r["dry_run"] else ""
+            print(f"{r['run_id']}  {str(r['status']):<11} {r['duration'] or '':>8}  {r['title']}{dry}")
     return 0
 
 
@@ -367,6 +384,11 @@ def cmd_show(args: argparse.Namespace, _: dict[str, Any]) -> int:
     rd = find_run(_workspace(args), args.run)
     summary_file = rd.path / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else write_summary(rd, None)
+    if getattr(args, "patch", False):
+        from codex_tasks.steps.agent_apply import describe_changes
+
+        print(describe_changes(rd.path, [r["id"] for r in summary["steps"]]), end="")
+        return 0
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -475,7 +497,7 @@ def cmd_schedule(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
 
 def cmd_new(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks.sequence.scaffold import new_sequence
+    from codex_tasks.reference.scaffold import new_sequence
 
     path = new_sequence(args.name, from_ref=args.from_ref, dest_dir=Path(args.dest_dir))
     print(f"wrote {path}")
@@ -493,6 +515,18 @@ def cmd_schema(args: argparse.Namespace, _: dict[str, Any]) -> int:
 def cmd_steps(args: argparse.Namespace, _: dict[str, Any]) -> int:
     from codex_tasks.reference.schema import describe_kinds
 
+    if args.bindings:
+        from codex_tasks.orchestrate.bindings import describe_bindings
+
+        rows = describe_bindings()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print("Declared output (file name) -> built-in kind that writes it where the step declares it")
+        for r in rows:
+            sink = "  (run-level sink)" if r["sink"] else ""
+            print(f"  {r['file']:<28} {r['kind']:<11} {r['what']}{sink}")
+        return 0
     kinds = describe_kinds()
     if args.json:
         print(json.dumps(kinds, indent=2))

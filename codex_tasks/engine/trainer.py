@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.engine.checkpoint import newest_valid, prune_checkpoints, save_checkpoint, verify_checkpoint
 from codex_tasks.engine.config import TrainSettings
-from codex_tasks.engine.data import BlockSampler, TokenData, n_blocks, write_json_atomic
+from codex_tasks.engine.data import BlockSampler, TokenData, n_blocks
 from codex_tasks.engine.distributed import DistInfo
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.engine.metrics import MetricsLog
+from codex_tasks.engine.tracking import mlflow_key
 from codex_tasks.errors import RunInterrupted, StepFailed
 
 DEFAULT_MAX_STEPS = 200
@@ -364,7 +366,8 @@ class Trainer:
                             "n_params": self.n_params, "n_trainable": self.n_trainable, "device": self.device.type,
                             "world_size": self.dist.world_size},
             }
-            self.tracker.start(s.mlflow.run_name or self.run_name, params, getattr(self, "mlflow_run_id", None))
+            self.tracker.start(s.mlflow.run_name or self.run_name, params, getattr(self, "mlflow_run_id", None),
+                               tags=s.mlflow.tags)
             self.hooks.log(f"MLflow run {self.tracker.run_id} at {self.tracking_uri}")
 
         def report(values: dict[str, float]) -> None:
@@ -383,7 +386,7 @@ class Trainer:
         self.metrics.write(name, value, step=step, split=split)
         self.hooks.metric(name, value, step=step, split=split)
         if self.tracker is not None:
-            self.tracker.metric(f"{split}_{name}", value, step)
+            self.tracker.metric(mlflow_key(split, name), value, step)
 
     def evaluate(self) -> dict[str, float]:
         from codex_tasks.engine.evaluation import evaluate_model
@@ -555,7 +558,7 @@ class Trainer:
             "mlflow_run_id": self.tracker.run_id if self.tracker is not None else None,
             "world_size": self.dist.world_size,
         }
-        write_json_atomic(self.out / "train_summary.json", summary)
+        write_json_atomic(self.out / "train_summary.json", summary, redacted=False, sort_keys=True)
         return summary
 
     def cleanup(self, status: str = "FINISHED") -> None:

@@ -12,18 +12,24 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from codex_tasks.core.names import closest
 from codex_tasks.errors import SpecError, SpecErrors
 from codex_tasks.render.templating import (
     RenderError,
     evaluate,
+    placeholder_form,
+    render_shell_lines,
     render_string,
     render_value,
     truthy,
     unknown_names,
 )
 from codex_tasks.sequence.graph import phase_edges
-from codex_tasks.sequence.load import LoadedSequence, Origin, closest, pydantic_errors
+from codex_tasks.sequence.kinds import KINDS
+from codex_tasks.sequence.load import LoadedSequence
 from codex_tasks.sequence.models import Step
+from codex_tasks.sequence.origins import Origin, pydantic_errors
+from codex_tasks.steps import load_kind
 
 
 @dataclass
@@ -52,10 +58,12 @@ class PlannedStep:
     skip: str | None = None  # why the step will not run (`when` false, --only, --from)
     conditions: list[str] = field(default_factory=list)
     policy: dict[str, Any] = field(default_factory=dict)
+    repair: dict[str, Any] | None = None  # {agent, attempts}: repaired by a coding agent when it fails
+    bindings: list[Any] = field(default_factory=list)  # orchestrate.bindings.Binding: outputs a kind writes
 
     @property
     def manual(self) -> bool:
-        return self.kind == "manual"
+        return self.kind == "manual" and not self.bindings
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +83,7 @@ class PlannedStep:
             "skip": self.skip,
             "conditions": self.conditions,
             "policy": self.policy,
+            "bindings": [{"output": b.output, "kind": b.kind, "why": b.why, "sink": b.sink} for b in self.bindings],
         }
 
 
@@ -125,8 +134,9 @@ def check_placeholders(loaded: LoadedSequence, known: list[str]) -> list[SpecErr
                 continue
             for name in bad:
                 guess = closest(name, known)
-                errors.append(_err(o, RenderError(f"unknown placeholder {{{name}}}",
-                                                  hint=f"did you mean {{{guess}}}?" if guess else "declare it under 'params'"), *rel))
+                form = placeholder_form(text, name)  # as written: `{nme}` or `{{ nme }}`
+                hint = f"did you mean {form.replace(name, guess)}?" if guess else "declare it under 'params'"
+                errors.append(_err(o, RenderError(f"unknown placeholder {form}", hint=hint), *rel))
     return errors
 
 
@@ -165,10 +175,9 @@ def build_plan(
     *,
     only: list[str] | None = None,
     from_step: str | None = None,
+    bind: bool = True,
 ) -> Plan:
     """Render the sequence with `params`; raise `SpecErrors` listing every problem."""
-    from codex_tasks.steps import load_kind
-
     spec = loaded.spec
     errors: list[SpecError] = []
     all_ids = [s.id for _, s in spec.steps()]
@@ -192,7 +201,7 @@ def build_plan(
                 id=step.id,
                 phase_id=phase.key,
                 phase_name=phase.name or phase.key,
-                description=(step.description or step.name or "").strip(),
+                description=_render_description(step.description or step.name or "", values),
                 kind=step.uses or ("shell" if step.shell_lines else "manual"),
                 template=step.template,
                 needs=edges.get(step.id, []),
@@ -204,14 +213,15 @@ def build_plan(
                 cache=step.cache if step.cache is not None else defaults.cache,
                 conditions=list(step.conditions),
                 policy=dict(step.policy),
+                repair=step.repair.model_dump() if step.repair is not None else None,
             )
             try:
-                for section in ("actions", "commands", "assertions"):
-                    for i, line in enumerate(getattr(step, section)):
-                        try:
-                            ps.lines.append((section, render_string(line, values, shell=True)))
-                        except RenderError as exc:
-                            errors.append(_err(o, exc, section, i))
+                # the step's lines are one script: rendered and quoted together
+                where = [(sec, i) for sec in ("actions", "commands", "assertions") for i in range(len(getattr(step, sec)))]
+                script = [(sec, getattr(step, sec)[i]) for sec, i in where]
+                rendered_lines, line_errors = render_shell_lines(script, values)
+                ps.lines.extend(zip([sec for sec, _ in where], rendered_lines, strict=False))
+                errors.extend(_err(o, exc, *where[k]) for k, exc in line_errors)
                 for i, out in enumerate(step.outputs):
                     try:
                         ps.outputs.append((render_string(out.path, values), out.description or ""))
@@ -237,7 +247,7 @@ def build_plan(
                             ps.skip = f"when: {step.when.strip()} is false"
                     except RenderError as exc:
                         errors.append(_err(o, exc, "when"))
-                if step.uses is not None and step.uses in _known_kinds():
+                if step.uses is not None and step.uses in KINDS:
                     raw = step.with_ or {}
                     try:
                         rendered = render_value(raw, values)
@@ -261,10 +271,17 @@ def build_plan(
         phases.append(PlannedPhase(phase.key, phase.name or phase.key, (phase.description or "").strip(), planned))
     if errors:
         raise SpecErrors(errors)
-    return Plan(title=spec.title, params=params, phases=phases, loaded=loaded)
+    plan = Plan(title=spec.title, params=params, phases=phases, loaded=loaded)
+    from codex_tasks.orchestrate.bindings import apply_bindings
+
+    apply_bindings(plan, enabled=bind)
+    return plan
 
 
-def _known_kinds() -> dict[str, str]:
-    from codex_tasks.steps import KINDS
+def _render_description(text: str, values: dict[str, Any]) -> str:
+    """Placeholders in a description rendered (it is prose: an unknown name is left as written)."""
+    try:
+        return render_string(text, values).strip()
+    except RenderError:
+        return text.strip()
 
-    return KINDS

@@ -12,10 +12,13 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from codex_tasks.render.shellquote import ShellLexer, UnsafePlaceholder
+from codex_tasks.core.names import closest
+from codex_tasks.errors import ExceptionMap, RenderError, map_exceptions
+from codex_tasks.render.shellquote import ASSERTION_CLOSE, ASSERTION_OPEN, ShellLexer
+from codex_tasks.sequence.values import format_value
 
 BUILTINS = ("run_dir", "run_id", "workspace", "timestamp", "step_id", "phase_id")
 
@@ -45,38 +48,75 @@ def _jinja() -> Any:
     return _ENV
 
 
-class RenderError(Exception):
-    """A placeholder could not be rendered; `name` is the unknown name, when that is the cause."""
-
-    def __init__(self, message: str, *, name: str | None = None, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.name = name
-        self.hint = hint
-
-
 # ---------------------------------------------------------------- shell quoting context
 
+_MARK = re.compile("\x00([0-9]+)\x00")  # a substituted value, before the script is lexed
 
-def shell_escape(value: str, lexer: ShellLexer) -> str:
+
+def shell_escape(value: Any, lexer: ShellLexer) -> str:
     """Escape `value` for the lexer's current position, or raise `RenderError`."""
-    try:
-        return lexer.escape(value)
-    except UnsafePlaceholder as exc:
-        raise RenderError(str(exc), hint=exc.hint) from None
+    text = format_value(value)
+    if "\x00" in text:
+        raise RenderError("a value contains a NUL byte", hint="remove the NUL byte from the value")
+    return lexer.escape(text, value)  # UnsafePlaceholder is a RenderError
+
+
+def _glue(section: str) -> tuple[str, str]:
+    """The text around a line in a shell step's script (assertions are wrapped in `if ! { }`)."""
+    return (ASSERTION_OPEN, ASSERTION_CLOSE) if section == "assertions" else ("", "\n")
+
+
+def render_shell_lines(lines: Sequence[tuple[str, str]], values: Mapping[str, Any]
+                       ) -> tuple[list[str], list[tuple[int, RenderError]]]:
+    """Render a step's `(section, line)`s as ONE script: (rendered lines, [(index, error)]).
+
+    Each line is rendered with its values replaced by marks; then the script those lines make is
+    lexed from the start, so a quote, here-document or `$(` that one line opens and a later line
+    closes is the context a value really lands in, and each value is escaped for it."""
+    marks: list[Any] = []
+    marked: list[str] = []
+    errors: list[tuple[int, RenderError]] = []
+    for i, (_, line) in enumerate(lines):
+        try:
+            if "\x00" in line:
+                raise RenderError("a NUL byte in a shell line", hint="remove it from the sequence file")
+            marked.append(_render_marked(line, values, marks))
+        except RenderError as exc:
+            errors.append((i, exc))
+            marked.append("")
+    if errors:
+        return [], errors
+    lexer = ShellLexer()
+    out: list[str] = []
+    used = 0
+    for i, text in enumerate(marked):
+        before, after = _glue(lines[i][0])
+        lexer.feed(before)
+        pieces: list[str] = []
+        pos = 0
+        for m in _MARK.finditer(text):
+            lit = text[pos: m.start()]
+            lexer.feed(lit)
+            if lexer.ends_with_bare_dollar():
+                lit = lit[:-1] + "\\$"  # keep the '$' literal: `$'...'` would decode escapes
+            pieces.append(lit)
+            used += 1
+            try:
+                pieces.append(shell_escape(marks[int(m.group(1))], lexer))
+            except RenderError as exc:
+                errors.append((i, exc))
+            pos = m.end()
+        lexer.feed(text[pos:])
+        pieces.append(text[pos:])
+        lexer.feed(after)
+        out.append("".join(pieces))
+    if used != len(marks) and not errors:
+        errors.append((0, RenderError("a {% %} block changed a substituted value before it could be quoted",
+                                      hint="apply filters inside {{ }} instead")))
+    return out, errors
 
 
 # ---------------------------------------------------------------- templates
-
-
-def format_value(value: Any) -> str:
-    """How a value reads in text: booleans as true/false, None as '', lists/dicts as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
 
 
 def _segments(text: str) -> list[tuple[str, str]]:
@@ -114,70 +154,25 @@ def _segments(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def has_placeholders(text: str) -> bool:
-    return any(kind != "lit" for kind, _ in _segments(text))
-
-
-def _compile(text: str, shell: bool) -> tuple[str, list[str], list[str], list[ShellLexer]]:
-    """Jinja source for `text`, its literal pieces, and the legacy names it uses.
-
-    In shell lines each placeholder becomes `__q(value, k)`, where k is a snapshot of the quoting
-    context at that position (`__lexers[k]`)."""
+def _compile(text: str) -> tuple[str, list[str]]:
+    """Jinja source for `text` and its literal pieces (`__lit[i]`, kept verbatim); each placeholder
+    becomes `__q(value)`."""
     parts: list[str] = []
     lits: list[str] = []
-    legacy: list[str] = []
-    pieces, lexers = _pieces(text, shell, lits)
-    for kind, src in pieces:
+    for kind, src in _segments(text):
         if kind == "lit":
-            parts.append("{{ __lit[" + src + "] }}")
+            lits.append(src)
+            parts.append("{{ __lit[" + str(len(lits) - 1) + "] }}")
         elif kind == "stmt":
             parts.append(src)
+        elif kind == "legacy":
+            parts.append("{{ __q(__p(" + json.dumps(src) + ")) }}")
         else:
-            expr, ctx = src.split("\0")
-            if kind == "legacy":
-                legacy.append(expr)
-                expr = f"__p({json.dumps(expr)})"
-            else:
-                expr = f"({expr})"
-            parts.append("{{ __q(" + expr + ", " + ctx + ") }}")
-    return "".join(parts), lits, legacy, lexers
-
-
-def _pieces(text: str, shell: bool, lits: list[str]) -> tuple[list[tuple[str, str]], list[ShellLexer]]:
-    """Segments with literal text stored in `lits`, and a snapshot of the quoting context at each
-    placeholder (its index travels with the placeholder)."""
-    out: list[tuple[str, str]] = []
-    lexer = ShellLexer() if shell else None
-    snapshots: list[ShellLexer] = []
-    segs = _segments(text)
-    for i, (kind, src) in enumerate(segs):
-        if kind == "lit":
-            if lexer is not None and i + 1 < len(segs) and segs[i + 1][0] in ("expr", "legacy"):
-                lexer.feed(src)
-                if lexer.ends_with_bare_dollar(src):
-                    src = src[:-1] + "\\$"  # keep the '$' literal: `$'...'` would decode escapes
-            elif lexer is not None:
-                lexer.feed(src)
-            lits.append(src)
-            out.append(("lit", str(len(lits) - 1)))
-        elif kind == "stmt":
-            out.append(("stmt", src))
-        else:
-            if lexer is not None:
-                import copy
-
-                snapshots.append(copy.deepcopy(lexer))
-                lexer.prev = "x"
-                ctx = str(len(snapshots) - 1)
-            else:
-                ctx = "none"
-            out.append((kind, src + "\0" + ctx))
-    return out, snapshots
+            parts.append("{{ __q((" + src + ")) }}")
+    return "".join(parts), lits
 
 
 def _suggest(name: str, known: list[str]) -> str | None:
-    from codex_tasks.sequence.load import closest
-
     guess = closest(name, known)
     return f"did you mean {guess!r}?" if guess else None
 
@@ -188,73 +183,94 @@ def unknown_names(text: str, known: list[str]) -> list[str]:
     legacy = {src for kind, src in segs if kind == "legacy"}
     if all(kind in ("lit", "legacy") for kind, _ in segs):
         return sorted(n for n in legacy if n not in known)
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import meta
 
     env = _jinja()
-    try:
-        src = _compile(text, False)[0]
-        ast = env.parse(src)
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"template syntax error: {exc.message}") from None
+    with map_exceptions(_syntax_errors()):
+        ast = env.parse(_compile(text)[0])
     used = set(meta.find_undeclared_variables(ast)) - {"__lit", "__q", "__p"}
     used |= legacy
     return sorted(n for n in used if n not in known and n not in env.globals)
 
 
+def placeholder_form(text: str, name: str) -> str:
+    """How `text` writes a use of `name`: `{name}` when it uses the legacy form, else `{{ name }}`."""
+    if any(kind == "legacy" and src == name for kind, src in _segments(text)):
+        return "{" + name + "}"
+    return "{{ " + name + " }}"
+
+
+def _syntax_errors(where: str = "") -> ExceptionMap:
+    """Jinja2's syntax errors as `RenderError`s (`where`: the expression, when there is one)."""
+    from jinja2 import TemplateSyntaxError
+
+    return {TemplateSyntaxError: lambda exc: RenderError(f"template syntax error{where}: {getattr(exc, 'message', exc)}")}
+
+
+def _evaluation_errors(values: Mapping[str, Any]) -> ExceptionMap:
+    """Errors while evaluating a template as `RenderError`s: an undefined name (with the closest
+    known one), a sandbox refusal, an expression that fails (1/0, a bad filter argument)."""
+    from jinja2 import UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    def undefined(exc: BaseException) -> RenderError:
+        m = re.search(r"'([^']+)' is undefined", str(exc))
+        name = m.group(1) if m else None
+        return RenderError(f"undefined variable {name or str(exc)!r}", name=name,
+                           hint=_suggest(name, list(values)) if name else None)
+
+    return {
+        UndefinedError: undefined,
+        SecurityError: lambda exc: RenderError(f"not allowed in a template: {exc}"),
+        Exception: lambda exc: RenderError(f"template error: {type(exc).__name__}: {exc}"),
+    }
+
+
 def render_string(text: str, values: Mapping[str, Any], *, shell: bool = False) -> str:
-    """Render one string. Raises `RenderError` naming an unknown name and the closest known one."""
+    """Render one string. Raises `RenderError` naming an unknown name and the closest known one.
+
+    With `shell=True` the string is one whole script (see `render_shell_lines`)."""
     if "{" not in text:
         return text
+    if shell:
+        rendered, errors = render_shell_lines([("commands", text)], values)
+        if errors:
+            raise errors[0][1]
+        return rendered[0]
+    return _render(text, values, format_value)
+
+
+def _render_marked(text: str, values: Mapping[str, Any], marks: list[Any]) -> str:
+    """`text` rendered with each substituted value replaced by a mark (its index in `marks`)."""
+    if "{" not in text:
+        return text
+
+    def mark(value: Any) -> str:
+        marks.append(value)
+        return f"\x00{len(marks) - 1}\x00"
+
+    return _render(text, values, mark)
+
+
+def _render(text: str, values: Mapping[str, Any], emit: Callable[[Any], str]) -> str:
+    """One pass: literal text kept, each placeholder's value passed through `emit`."""
 
     def lookup(name: str) -> Any:
         if name not in values:
             raise RenderError(f"unknown placeholder {{{name}}}", name=name, hint=_suggest(name, list(values)))
         return values[name]
 
-    lexers: list[ShellLexer] = []
-
-    def quote(value: Any, ctx: int | None) -> str:
-        text_value = format_value(value)
-        return shell_escape(text_value, lexers[ctx]) if ctx is not None else text_value
-
-    if all(kind in ("lit", "legacy") for kind, _ in _segments(text)):
+    segs = _segments(text)
+    if all(kind in ("lit", "legacy") for kind, _ in segs):
         # legacy placeholders only: substitute directly, in one pass, without Jinja
-        lits: list[str] = []
-        pieces, snaps = _pieces(text, shell, lits)
-        lexers.extend(snaps)
-        out: list[str] = []
-        for kind, src in pieces:
-            if kind == "lit":
-                out.append(lits[int(src)])
-            else:
-                pname, ctx = src.split("\0")
-                out.append(quote(lookup(pname), int(ctx) if ctx != "none" else None))
-        return "".join(out)
-    from jinja2 import TemplateSyntaxError, UndefinedError
-    from jinja2.exceptions import SecurityError
-
-    try:
-        src, lits, _, snaps = _compile(text, shell)
-        lexers.extend(snaps)
+        return "".join(src if kind == "lit" else emit(lookup(src)) for kind, src in segs)
+    with map_exceptions(_syntax_errors()):
+        src, lits = _compile(text)
         template = _template(src)
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"template syntax error: {exc.message}") from None
-
     context = dict(values)
     context["params"] = dict(values)
-    try:
-        return str(template.render(**context, __lit=lits, __q=quote, __p=lookup))
-    except UndefinedError as exc:
-        m = re.search(r"'([^']+)' is undefined", str(exc))
-        name = m.group(1) if m else None
-        raise RenderError(f"undefined variable {name or str(exc)!r}", name=name,
-                          hint=_suggest(name, list(values)) if name else None) from None
-    except SecurityError as exc:
-        raise RenderError(f"not allowed in a template: {exc}") from None
-    except RenderError:
-        raise
-    except Exception as exc:  # an expression that fails (1/0, a bad filter argument)
-        raise RenderError(f"template error: {type(exc).__name__}: {exc}") from None
+    with map_exceptions(_evaluation_errors(values)):
+        return str(template.render(**context, __lit=lits, __q=emit, __p=lookup))
 
 
 def render_value(value: Any, values: Mapping[str, Any]) -> Any:
@@ -279,25 +295,12 @@ def render_value(value: Any, values: Mapping[str, Any]) -> Any:
 
 def evaluate(expr: str, values: Mapping[str, Any]) -> Any:
     """Evaluate one Jinja2 expression to a native value."""
-    from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
-    from jinja2.exceptions import SecurityError
+    from jinja2 import StrictUndefined, TemplateSyntaxError
 
-    try:
-        fn = _expression(expr.strip())
-        context = dict(values)
-        context["params"] = dict(values)
-        result = fn(**context)
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"template syntax error in {{{{ {expr.strip()} }}}}: {exc.message}") from None
-    except UndefinedError as exc:
-        m = re.search(r"'([^']+)' is undefined", str(exc))
-        name = m.group(1) if m else None
-        raise RenderError(f"undefined variable {name or str(exc)!r}", name=name,
-                          hint=_suggest(name, list(values)) if name else None) from None
-    except SecurityError as exc:
-        raise RenderError(f"not allowed in a template: {exc}") from None
-    except Exception as exc:
-        raise RenderError(f"template error: {type(exc).__name__}: {exc}") from None
+    context = dict(values)
+    context["params"] = dict(values)
+    with map_exceptions({**_syntax_errors(f" in {{{{ {expr.strip()} }}}}"), **_evaluation_errors(values)}):
+        result = _expression(expr.strip())(**context)
     if isinstance(result, StrictUndefined):
         from jinja2 import meta
 
@@ -332,5 +335,3 @@ def render_template_text(template: str, fields: Mapping[str, Any]) -> str:
     out.append(template[pos:])
     return "".join(out)
 
-
-ValueLookup = Callable[[str], Any]
