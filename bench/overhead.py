@@ -129,7 +129,8 @@ def newest_run_id(ws: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--home", help="CODEX_TASKS_HOME for the managed server (default: a fresh one)")
+    ap.add_argument("--home", help="CODEX_TASKS_HOME for the managed server (default: a fresh one); "
+                    "its server is stopped at the end")
     ap.add_argument("--server-defaults", action="store_true",
                     help="start the managed server with Prefect's defaults instead of codex-tasks' tuning")
     args = ap.parse_args()
@@ -144,6 +145,7 @@ def main() -> None:
         os.environ["PREFECT_SERVER_LOG_RETRYABLE_ERRORS"] = "true"
         if args.server_defaults:  # Prefect's own defaults instead of codex-tasks' tuning (the user's env wins)
             os.environ.update(PREFECT_DEFAULTS)
+        server.START_TIMEOUT = 600  # a fresh database is migrated first: minutes on a loaded machine
         url = server.ensure_server()
         log = server.server_home() / "server.log"
         busy_before = count_503(log)
@@ -152,8 +154,7 @@ def main() -> None:
             print(f"  503 answers (retryable database errors) logged by the server during the bench: "
                   f"{count_503(log) - busy_before}")
         finally:
-            if not args.home:
-                server.stop()
+            server.stop()
 
 
 def run(repeats: int, ws: Path, url: str) -> None:
@@ -189,6 +190,7 @@ def run(repeats: int, ws: Path, url: str) -> None:
         t["validate"].append(timed([CODEX, "validate", "s100.yaml"], ws, codex_env)[0])
         for name in CASES[r % len(CASES):] + CASES[:r % len(CASES)]:
             t[name].append(case(name))
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in t.items()), flush=True)
     time.sleep(6)  # the event persister flushes every few seconds
     beats = {side: heartbeat_events(url, ids) for side, ids in flow_runs.items()}
     report(t, repeats, beats, hand_heartbeat)
