@@ -22,6 +22,12 @@ def register_values(values: Iterable[str]) -> None:
         _values.update(v for v in values if isinstance(v, str) and len(v) >= 4)
 
 
+def is_registered(value: str) -> bool:
+    """True when `value` contains a value registered as secret (a `secret` parameter, a scan finding)."""
+    with _lock:
+        return any(v in value for v in _values)
+
+
 def clear_values() -> None:
     """Forget run-time values (between runs in one process, e.g. tests)."""
     with _lock:

@@ -62,6 +62,7 @@ def step_context(step: PlannedStep, run: RunContext) -> StepContext:
         timeout=step.timeout,
         dry_run=run.dry_run,
         resuming=run.resuming,
+        forced=run.forced(step.id),
         previous_step_dir=prev_dir,
         cancel_event=run.cancel_event,
         outputs_of=lambda sid: list(run.rundir.step_state(sid).get("outputs", [])),
@@ -106,6 +107,9 @@ def fingerprint(step: PlannedStep, run: RunContext, ctx: StepContext, module: An
     h.update(json.dumps([p for p, _ in step.outputs if p not in sink_paths(step)]).encode() + b"\n")
     cfg = step.config if step.config is not None else module.With()
     deps = list(step.deps) + kind_deps(module, cfg, ctx)
+    cache_key = getattr(module, "cache_key", None)  # e.g. an agent step: its rendered task, template, model
+    if cache_key is not None:
+        h.update(b"key " + cache_key(cfg, ctx).encode() + b"\n")
     h.update(b"deps " + deps_hash(deps, run.workspace, run.cache.memo).encode() + b"\n")
     for up in step.needs:
         h.update(f"upstream {up} ".encode())
@@ -122,7 +126,7 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
         if run.strict:
             return Decision("fail", "manual step under --strict: it has only a description")
         expected = [p for p, _ in step.outputs]
-        return Decision("manual", "manual: needs a person" + (f"; expected outputs: {', '.join(expected)}"
+        return Decision("manual", "needs a person" + (f"; expected outputs: {', '.join(expected)}"
                                                              if expected else ""))
     module = kind_module(step)
     ctx = step_context(step, run)
@@ -154,6 +158,10 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
     if run.resuming and prev and prev.get("status") in ("succeeded", "cached"):
         changed = fp is not None and prev.get("fingerprint") not in (None, fp)
         intact = (run.cache or CacheIndex(run.workspace)).outputs_intact(prev, run.workspace)
+        # A finished agent step is never rerun by --resume: its outputs may since have been edited
+        # by the steps after it, and a second agent session would cost tokens for nothing.
+        if step.kind == "agent" or (step.manual and run.agent_command):
+            changed, intact = False, None
         if not changed and intact is None:
             decision.action, decision.entry = "kept", prev
             decision.reason = f"kept from attempt {prev.get('attempt', 1)}"
@@ -169,5 +177,5 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
             decision.reason = f"cache entry found but {broken}"
         else:
             decision.action, decision.entry = "cached", entry
-            decision.reason = f"cached (fingerprint {fp[:12]}, from run {entry.get('run_id')})"
+            decision.reason = f"fingerprint {fp[:12]}, from run {entry.get('run_id')}"  # shown after "cached"
     return decision

@@ -58,6 +58,7 @@ class PlannedStep:
     skip: str | None = None  # why the step will not run (`when` false, --only, --from)
     conditions: list[str] = field(default_factory=list)
     policy: dict[str, Any] = field(default_factory=dict)
+    repair: dict[str, Any] | None = None  # {agent, attempts}: repaired by a coding agent when it fails
     bindings: list[Any] = field(default_factory=list)  # orchestrate.bindings.Binding: outputs a kind writes
 
     @property
@@ -212,6 +213,7 @@ def build_plan(
                 cache=step.cache if step.cache is not None else defaults.cache,
                 conditions=list(step.conditions),
                 policy=dict(step.policy),
+                repair=step.repair.model_dump() if step.repair is not None else None,
             )
             try:
                 # the step's lines are one script: rendered and quoted together

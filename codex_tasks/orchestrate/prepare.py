@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.names import closest
 from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
 from codex_tasks.orchestrate.bindings import output_errors
@@ -28,7 +29,6 @@ from codex_tasks.runs.rundir import (
     new_run_id,
     runs_root,
 )
-from codex_tasks.core.names import closest
 from codex_tasks.sequence.load import LoadedSequence, load_sequence
 from codex_tasks.steps import agent
 
@@ -153,6 +153,12 @@ def prepare_options(opts: RunOptions) -> PreparedRun:
 def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
     """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
     steps = [s for s in plan.steps() if not s.skip]
+    if opts.repair:
+        agent.preflight(agent.config_for_agent(opts.repair, unsandboxed=opts.unsandboxed_agents))
+    for s in steps:
+        if s.repair:
+            agent.preflight(agent.config_for_agent(str(s.repair.get("agent", "codex")),
+                                                   unsandboxed=opts.unsandboxed_agents))
     if opts.agent and any(s.kind == "manual" for s in steps):
         agent.preflight(agent.config_for_agent(opts.agent, unsandboxed=opts.unsandboxed_agents))
     for s in steps:

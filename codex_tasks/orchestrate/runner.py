@@ -127,6 +127,8 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         previous=prev_steps,
         agent_command=opts.agent,
         unsandboxed_agents=opts.unsandboxed_agents,
+        repair_agent=opts.repair,
+        repair_attempts=opts.repair_attempts,
         cache=CacheIndex(workspace),
         cancel_event=opts.cancel_event or threading.Event(),
     )
@@ -207,7 +209,7 @@ def _run_without_prefect(run: RunContext) -> None:
 def _nothing_to_execute(run: RunContext, opts: RunOptions) -> bool:
     """True when every step would be cached, skipped or (not --strict) manual: then the run needs
     no Prefect flow engine at all (see prefect_rest)."""
-    if run.resuming or run.force is not None or opts.runner != "local" or run.agent_command:
+    if run.resuming or run.force is not None or opts.runner != "local" or run.agent_command or run.repair_agent:
         return False
     from codex_tasks.orchestrate.planview import predict
 

@@ -84,6 +84,13 @@ class StepDefaults(_Strict):
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables for every step.")
 
 
+class RepairSpec(_Strict):
+    """How a failing step is repaired by a coding agent (its error block becomes the prompt)."""
+
+    agent: str = Field("codex", description="`codex` (the Codex CLI) or a command line for any other agent.")
+    attempts: int = Field(1, ge=1, le=10, description="Repair attempts at most; the step runs again after each.")
+
+
 class Step(_Strict):
     """One step: shell lines (`actions`/`commands`/`assertions`) or a built-in kind (`uses`)."""
 
@@ -116,6 +123,8 @@ class Step(_Strict):
     deps: list[str] = Field(default_factory=list, description="Paths/globs whose content keys the cache.")
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables for this step.")
     when: str | None = Field(None, description="Jinja2 condition; the step is skipped when it is false.")
+    repair: RepairSpec | None = Field(
+        None, description="When the step fails, let a coding agent repair it and run it again (see docs/agents.md).")
 
     @field_validator("id", mode="before")
     @classmethod
