@@ -13,9 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from codex_tasks.core.names import closest
-from codex_tasks.errors import SpecError, SpecErrors
+from codex_tasks.errors import RenderError, SpecError, SpecErrors
 from codex_tasks.render.templating import (
-    RenderError,
     evaluate,
     placeholder_form,
     render_shell_lines,
