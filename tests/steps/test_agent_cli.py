@@ -65,6 +65,9 @@ def test_run_agent_codex_writes_the_declared_output(repo, codex_env, model_serve
     assert step["agent_usage"]["input_tokens"] > 0 and step["agent_usage"]["output_tokens"] > 0
     assert summary["agent_usage"] == step["agent_usage"]
     assert "## Agent tokens" in (rd / "report.md").read_text()
+    from codex_tasks.core.process import processes_with_env
+
+    assert processes_with_env("CODEX_RUN_ID", rd.name) == []  # nothing of the step is left running
     request = model_server.all_text()
     assert "logs/notes.md" in request and "{logs_dir}" not in request
     assert "offline" in request.lower() and ".github/workflows" in request
