@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.names import closest
 from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
 from codex_tasks.orchestrate.bindings import output_errors
@@ -28,7 +29,6 @@ from codex_tasks.runs.rundir import (
     new_run_id,
     runs_root,
 )
-from codex_tasks.core.names import closest
 from codex_tasks.sequence.load import LoadedSequence, load_sequence
 from codex_tasks.steps import agent
 
