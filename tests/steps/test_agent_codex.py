@@ -126,3 +126,10 @@ def test_doctor_checks_report_the_binary_the_sandbox_and_a_tmp_codex_home(monkey
     assert not checks["CODEX_HOME"].ok and "/tmp" in checks["CODEX_HOME"].hint
     monkeypatch.setenv("CODEX_HOME", str(codex_bin.parent))
     assert {c.name: c for c in agent_checks()}["CODEX_HOME"].ok
+
+
+def test_codex_writes_a_declared_output_under_dot_codex(codex, model_server, make_ctx):
+    model_server.add_turns([exec_command("mkdir -p .codex/logs && echo n > .codex/logs/notes.md")], [message("ok")])
+    ctx = make_ctx(description="notes", declared_outputs=[".codex/logs/notes.md"])
+    agent.run(agent.With(test_args=None), ctx)
+    assert (ctx.workspace / ".codex" / "logs" / "notes.md").read_text() == "n\n"
