@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--from", dest="from_ref", metavar="REF", help="copy this sequence instead: builtin:NAME or a path")
     sp.add_argument("--dir", dest="dest_dir", metavar="DIR", default=".", help="folder to write into (.)")
 
+    sp = sub.add_parser("doctor", help="check this machine and workspace: versions, device, servers, agent, disk")
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser("completion", help="print a shell completion script: completion bash|zsh")
+    sp.add_argument("shell", choices=["bash", "zsh"])
+
     sub.add_parser("schema", help="JSON Schema of the format (for editors)")
     sp = sub.add_parser("steps", help="the step kinds and their with: fields")
     sp.add_argument("--json", action="store_true")
@@ -161,9 +167,10 @@ def _main(argv: list[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
+    from codex_tasks.orchestrate.console import RunConsole
     from codex_tasks.orchestrate.runner import run_sequence
 
-    printer = _LivePrinter(quiet=args.quiet)
+    printer = RunConsole(quiet=args.quiet)
     opts = options_from_args(args, optional)
     if args.tui:
         from codex_tasks.tui import run_with_tui
@@ -194,68 +201,6 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
 def manual_steps(rd: Any) -> list[str]:
     """Ids of the run's steps left manual, in plan order."""
     return [sid for sid, st in rd.state.get("steps", {}).items() if st.get("status") == "manual"]
-
-
-class _LivePrinter:
-    """One line per finished step, from the run's events file (so steps run by Dask workers show too)."""
-
-    MARKS = {"step.succeeded": "✓", "step.failed": "✗", "step.cached": "↺", "step.manual": "✋",
-             "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻",
-             "step.repair": "⚒"}
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self._thread: Any = None
-        self._stop: Any = None
-        self._reader: Any = None
-
-    def follow(self, rd: Any) -> None:
-        import threading
-
-        from codex_tasks.runs.events import EventReader
-
-        self._reader = EventReader(rd.path / "events.ndjson")
-        self._reader.offset = (rd.path / "events.ndjson").stat().st_size if (rd.path / "events.ndjson").exists() else 0
-        self._stop = threading.Event()
-
-        def loop() -> None:
-            while not self._stop.wait(0.1):
-                self._drain()
-
-        self._thread = threading.Thread(target=loop, daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        for ev in self._reader.read_new():
-            self(ev)
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout=5)
-            self._drain()
-            self._thread = None
-
-    def __call__(self, ev: dict[str, Any]) -> None:
-        if self.quiet:
-            return
-        t = ev.get("type", "")
-        if t == "log" and not ev.get("step_id") and str(ev.get("line", "")).startswith("warning:"):
-            print(f"codex-tasks: {ev['line']}", file=sys.stderr, flush=True)
-        elif t == "log" and str(ev.get("line", "")).startswith("[dry-run]"):
-            print(f"      {ev['line']}", flush=True)  # a dry run shows each step's rendered commands
-        elif t == "phase.started":
-            print(f"== {ev.get('phase_id')}: {ev.get('name')}", flush=True)
-        elif t == "agent" and ev.get("kind") == "command":
-            print(f"    {ev.get('step_id')} $ {ev.get('command')}  (exit {ev.get('exit_code')})", flush=True)
-        elif t == "agent" and ev.get("kind") == "prompt":
-            print(f"--- prompt for {ev.get('step_id')} ({ev.get('agent')}) ---\n{ev.get('text', '').rstrip()}\n---",
-                  flush=True)
-        elif t in self.MARKS:
-            extra = ev.get("error") or ev.get("note") or ""
-            dur = f" ({ev['duration']:.2f}s)" if isinstance(ev.get("duration"), int | float) and t == "step.succeeded" else ""
-            print(f"  {self.MARKS[t]} {ev.get('step_id')} {t.split('.', 1)[1]}{dur}{': ' + extra if extra else ''}",
-                  flush=True)
 
 
 def cmd_tui(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
@@ -377,6 +322,15 @@ def cmd_runs(args: argparse.Namespace, _: dict[str, Any]) -> int:
     return 0
 
 
+def _clip(text: str, width: int) -> str:
+    """`text` on one line in at most `width` characters, cut at a word with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[width // 2:] else cut) + "…"
+
+
 def cmd_show(args: argparse.Namespace, _: dict[str, Any]) -> int:
     from codex_tasks.runs.report import STATUS_MARK, write_summary
     from codex_tasks.runs.rundir import find_run
@@ -395,7 +349,7 @@ def cmd_show(args: argparse.Namespace, _: dict[str, Any]) -> int:
     print(f"{summary['title']}  run {summary['run_id']}  {summary['status']}  ({summary.get('duration')} s)")
     for r in summary["steps"]:
         note = r.get("error") or r.get("note") or ""
-        print(f"  {STATUS_MARK.get(r['status'], '?')} {r['id']:<16} {r['status']:<10} {note[:90]}")
+        print(f"  {STATUS_MARK.get(r['status'], '?')} {r['id']:<16} {r['status']:<10} {_clip(note, 90)}")
         for o in r.get("outputs", []):
             print(f"      {o['path']}  sha256:{o['sha256'][:16]}  {o.get('size')} B")
     print(f"report: {rd.path / 'report.md'}")
@@ -502,6 +456,31 @@ def cmd_new(args: argparse.Namespace, _: dict[str, Any]) -> int:
     path = new_sequence(args.name, from_ref=args.from_ref, dest_dir=Path(args.dest_dir))
     print(f"wrote {path}")
     print(f"  next: codex-tasks validate {path}   codex-tasks run {path}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.orchestrate.doctor import as_json, render, run_checks
+
+    checks = run_checks(_workspace(args))
+    print(json.dumps(as_json(checks), indent=2) if args.json else render(checks))
+    return 0 if all(c.status != "fail" for c in checks) else 1
+
+
+def cmd_completion(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    import shtab
+
+    # --resume[=RUN] and --force[=IDS] are parsed before argparse (a value only after '='): offer them too
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sp in commands.choices.items():
+        for action in sp._actions:
+            if action.dest in ("file", "files", "zip"):  # sequence files and archives: complete paths
+                action.complete = shtab.FILE
+        if name in ("run", "tui"):
+            sp.add_argument("--resume", nargs="?", metavar="RUN", help="continue a failed or killed run")
+            sp.add_argument("--force", nargs="?", metavar="IDS", help="rerun these (or all) steps from scratch")
+    print(shtab.complete(parser, shell=args.shell))
     return 0
 
 

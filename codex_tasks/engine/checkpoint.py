@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from codex_tasks.core.files import sha256_file
 
 MANIFEST = "checksums.json"
 STATE = "state.json"
+CURRENT = "training.json"  # beside the checkpoint folder: which training it continues (see `start_training`)
 _NAME = re.compile(r"^step-(\d+)$")
 _TMP = re.compile(r"^\.tmp-step-\d+-(\d+)$")
 
@@ -132,6 +134,32 @@ def list_checkpoints(root: Path) -> list[CheckpointInfo]:
     return sorted(infos, key=lambda c: c.step)
 
 
+def start_training(root: Path, training: str) -> None:
+    """Mark `training` as the one the checkpoints in `root` continue (`training.json` beside `root`).
+
+    Checkpoints of earlier trainings stay on disk but are ignored by `resume: auto` and by
+    retention, so a forced rerun from scratch never resumes into, nor deletes, an older training.
+    """
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".{CURRENT}.{os.getpid()}"
+    tmp.write_text(json.dumps({"training": training, "folder": root.name, "time": time.time()}), encoding="utf-8")
+    os.replace(tmp, root.parent / CURRENT)
+
+
+def current_training(root: Path) -> str | None:
+    """The training the checkpoints in `root` continue; None for a folder made before trainings had ids."""
+    try:
+        value = json.loads((root.parent / CURRENT).read_text(encoding="utf-8")).get("training")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
+def of_training(info: CheckpointInfo, training: str | None) -> bool:
+    """True when `info` belongs to `training` (every checkpoint does when the folder has no current training)."""
+    return training is None or info.state.get("training") == training
+
+
 def newest_valid(root: Path, log: Callable[[str], None], accept: Callable[[CheckpointInfo], bool] | None = None) -> CheckpointInfo | None:
     """The newest checkpoint whose hashes verify (and that `accept` takes); corrupt ones are reported."""
     for info in reversed(list_checkpoints(root)):
@@ -183,10 +211,12 @@ def _stale_tmp_dirs(root: Path) -> list[Path]:
 
 
 def prune_checkpoints(
-    root: Path, keep_last: int, keep_best: int, metric: str, mode: str, *, dry_run: bool = False
+    root: Path, keep_last: int, keep_best: int, metric: str, mode: str, *, dry_run: bool = False,
+    training: str | None = None,
 ) -> dict[str, Any]:
-    """Apply retention to a checkpoint folder; returns what was (or would be) kept and removed."""
-    infos = list_checkpoints(root)
+    """Apply retention to a checkpoint folder (to one `training`'s checkpoints only, when given; the
+    others are left alone); returns what was (or would be) kept and removed."""
+    infos = [c for c in list_checkpoints(root) if training is None or c.state.get("training") == training]
     keep, remove = plan_retention(infos, keep_last, keep_best, metric, mode)
     stale = _stale_tmp_dirs(root)
     if not dry_run:

@@ -165,7 +165,8 @@ class TrainSettings(_Strict):
         "auto",
         min_length=1,
         description="`auto`: continue from the newest valid checkpoint in `out/checkpoints` made with the same "
-        "settings; `never`: start over (old checkpoints are removed); or the path of one checkpoint folder.",
+        "settings (by the same training); `never`: start over (old checkpoints are removed); `fresh`: start over, "
+        "keeping old checkpoints but ignoring them (what `--force` does); or the path of one checkpoint folder.",
     )
     mlflow: MlflowSpec = Field(default_factory=lambda: MlflowSpec.model_validate({}), description="MLflow tracking.")
     distributed: DistributedSpec | None = Field(

@@ -46,7 +46,7 @@ def choose_port(start: int = DEFAULT_PORT, tries: int = 100) -> int:
     raise UsageError(f"no free port in {start}..{start + tries - 1} on 127.0.0.1", hint="pass --port PORT")
 
 
-def serve_mlflow(workspace: Path, *, port: int = 0, ready_timeout: float = 90.0) -> int:
+def serve_mlflow(workspace: Path, *, port: int = 0, ready_timeout: float = 180.0) -> int:
     """Run the MLflow UI on the workspace's store until Ctrl-C / SIGTERM; print its URL once it answers."""
     db = workspace / ".codex" / "mlflow.db"
     if not db.exists():

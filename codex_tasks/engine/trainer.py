@@ -133,6 +133,7 @@ class Trainer:
         self.position = 0
         self.loss_window: list[float] = []
         self.resumed_from: str | None = None
+        self.training_id: str | None = None  # set when the checkpoints are chosen (see checkpoint.start_training)
         self.tracker: Any = None
         self.sampler_thread: Any = None
         self.net: Any = None  # what the forward pass calls: the model, or its DDP wrapper
@@ -270,7 +271,7 @@ class Trainer:
             try:
                 self._choose_and_load()
                 decision = {"path": self.resumed_from and str(self.ckpt_root / self.resumed_from)}
-                if self.resumed_from and self.s.resume not in ("auto", "never"):
+                if self.resumed_from and self.s.resume not in ("auto", "never", "fresh"):
                     decision["path"] = str(Path(self.s.resume))
             except StepFailed as e:
                 decision = {"error": e.message, "hint": e.hint}
@@ -283,13 +284,20 @@ class Trainer:
             self.resumed_from = path.name
 
     def _choose_and_load(self) -> None:
+        from codex_tasks.engine.checkpoint import current_training, of_training, start_training
+
         s = self.s
         fp = self.fingerprint()
         ckpt = None
+        current = current_training(self.ckpt_root)
         if s.resume == "auto":
-            ckpt = newest_valid(self.ckpt_root, self.hooks.log, accept=lambda c: c.state.get("fingerprint") == fp)
+            ckpt = newest_valid(self.ckpt_root, self.hooks.log,
+                                accept=lambda c: c.state.get("fingerprint") == fp and of_training(c, current))
             if ckpt is None and self.ckpt_root.is_dir() and any(self.ckpt_root.iterdir()):
                 self.hooks.log("no valid checkpoint made with these settings: starting over")
+        elif s.resume == "fresh":
+            if self.ckpt_root.is_dir() and any(self.ckpt_root.iterdir()):
+                self.hooks.log("starting from scratch: earlier checkpoints are kept but ignored")
         elif s.resume != "never":
             path = Path(s.resume)
             reason = verify_checkpoint(path) if path.is_dir() else "not a folder"
@@ -299,10 +307,16 @@ class Trainer:
 
             ckpt = next((c for c in list_checkpoints(path.parent) if c.path == path), None)
         if ckpt is None:
-            shutil.rmtree(self.ckpt_root, ignore_errors=True)
+            if s.resume != "fresh":
+                shutil.rmtree(self.ckpt_root, ignore_errors=True)
+            self.training_id = f"{self.run_id}-{os.urandom(3).hex()}"
+            start_training(self.ckpt_root, self.training_id)
             self.metrics.clear()
             return
         self._load_checkpoint(ckpt.path, ckpt.state)
+        self.training_id = str(ckpt.state.get("training") or f"{self.run_id}-{os.urandom(3).hex()}")
+        if self.training_id != current and ckpt.path.parent == self.ckpt_root:
+            start_training(self.ckpt_root, self.training_id)
         self.resumed_from = ckpt.path.name
         self.hooks.log(f"resumed from {ckpt.path.name} (step {self.step} of {self.max_steps})")
 
@@ -524,6 +538,7 @@ class Trainer:
             "metrics": metrics,
             "loss_window": self.loss_window,
             "fingerprint": self.fingerprint(),
+            "training": self.training_id,
             "settings": self.s.model_dump(mode="json"),
             "rng": {"python": _python_rng(), "numpy": _numpy_rng()},
             "mlflow_run_id": self.tracker.run_id if self.tracker is not None else None,
@@ -532,7 +547,7 @@ class Trainer:
         }
         path = save_checkpoint(self.ckpt_root, self.step, write, state)
         c = self.s.checkpoint
-        pruned = prune_checkpoints(self.ckpt_root, c.keep_last, c.keep_best, c.metric, c.mode)
+        pruned = prune_checkpoints(self.ckpt_root, c.keep_last, c.keep_best, c.metric, c.mode, training=self.training_id)
         self.hooks.log(f"checkpoint {path.name}" + (f"; pruned {', '.join(pruned['removed'])}" if pruned["removed"] else ""))
         return path
 

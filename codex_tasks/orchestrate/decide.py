@@ -62,6 +62,7 @@ def step_context(step: PlannedStep, run: RunContext) -> StepContext:
         timeout=step.timeout,
         dry_run=run.dry_run,
         resuming=run.resuming,
+        forced=run.forced(step.id),
         previous_step_dir=prev_dir,
         cancel_event=run.cancel_event,
         outputs_of=lambda sid: list(run.rundir.step_state(sid).get("outputs", [])),
@@ -125,7 +126,7 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
         if run.strict:
             return Decision("fail", "manual step under --strict: it has only a description")
         expected = [p for p, _ in step.outputs]
-        return Decision("manual", "manual: needs a person" + (f"; expected outputs: {', '.join(expected)}"
+        return Decision("manual", "needs a person" + (f"; expected outputs: {', '.join(expected)}"
                                                              if expected else ""))
     module = kind_module(step)
     ctx = step_context(step, run)
@@ -176,5 +177,5 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
             decision.reason = f"cache entry found but {broken}"
         else:
             decision.action, decision.entry = "cached", entry
-            decision.reason = f"cached (fingerprint {fp[:12]}, from run {entry.get('run_id')})"
+            decision.reason = f"fingerprint {fp[:12]}, from run {entry.get('run_id')}"  # shown after "cached"
     return decision

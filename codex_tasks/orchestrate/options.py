@@ -54,7 +54,9 @@ class UsageParser(argparse.ArgumentParser):
     """An argparse parser whose mistakes are `UsageError`s (exit 2, one line and a hint)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}", hint=f"{self.prog} --help")
+        # main() prefixes "codex-tasks: "; a subcommand's name stays ("run: the following arguments…")
+        where = self.prog.removeprefix("codex-tasks").strip()
+        raise UsageError(f"{where}: {message}" if where else message, hint=f"{self.prog} --help")
 
 
 def split_optional_values(argv: list[str]) -> tuple[list[str], dict[str, str | bool]]:

@@ -66,13 +66,19 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
         return _dot(plan, rows)
     out = [f"{plan.title}"]
     by_id = {r["id"]: r for r in rows}
+    steps = plan.steps()
+    # columns as wide as their longest cell, so every "(after …)" and reason starts in one column
+    id_w = max([16] + [len(st.id) for st in steps])
+    after = {st.id: f"(after {', '.join(st.needs)})" if st.needs else "" for st in steps}
+    after_w = max(len(a) for a in after.values()) if steps else 0
+    kinds = {st.id: "bound" if st.kind == "manual" and st.bindings else st.kind for st in steps}
+    kind_w = max(len(k) for k in kinds.values()) if steps else 0
     for phase in plan.phases:
         out.append(f"== {phase.id}: {phase.name}")
         for step in phase.steps:
             r = by_id[step.id]
-            needs = f" (after {', '.join(step.needs)})" if step.needs else ""
-            kind = "bound" if step.kind == "manual" and step.bindings else step.kind
-            out.append(f"  {r['action']:<8} {step.id:<16} {kind:<16}{needs}  {r['why']}")
+            line = f"  {r['action']:<8} {step.id:<{id_w}} {kinds[step.id]:<{kind_w}}  {after[step.id]:<{after_w}}  {r['why']}"
+            out.append(line.rstrip())
             for cond in step.conditions:
                 out.append(f"           condition: {cond}")
             if step.policy:

@@ -19,6 +19,11 @@ from codex_tasks.sequence.models import ParamSpec, Sequence
 from codex_tasks.sequence.values import coerce_param, format_value, infer_type
 
 
+def _a(word: str) -> str:
+    """`an int`, `a float`."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def parse_cli_params(pairs: list[str]) -> dict[str, str]:
     """`["k=v", ...]` -> `{k: v}` (the value kept exactly, '=' and spaces included)."""
     out: dict[str, str] = {}
@@ -93,7 +98,7 @@ def resolve_params(
             values[name] = coerce_param(name, ps, raw)
         except ValueError as exc:
             raise ParamError(f"--param {name}={raw}: {exc}",
-                             hint=f"{name} is a {infer_type(ps)}" + (f" (default {ps.default!r})" if ps.default is not None else "")) from None
+                             hint=f"{name} is {_a(infer_type(ps))}" + (f" (default {ps.default!r})" if ps.default is not None else "")) from None
     for name, ps in pspecs.items():
         if ps.choices is not None and values.get(name) is not None and values[name] not in ps.choices:
             raise ParamError(f"--param {name}={values[name]}: not one of {ps.choices}",

@@ -57,6 +57,7 @@ class StepContext:
     timeout: float | None = None
     dry_run: bool = False
     resuming: bool = False  # this is a resumed attempt of the run
+    forced: bool = False  # named by --force: rerun from scratch (no cache, no resuming its own work)
     previous_step_dir: Path | None = None  # the step folder of the previous attempt, if any
     cancel_event: threading.Event = field(default_factory=threading.Event)
     outputs_of: Callable[[str], list[dict[str, Any]]] | None = None  # step id -> recorded outputs

@@ -171,6 +171,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
 
     (ctx.step_dir / "provenance.json").write_text(json.dumps(redact_obj(record), indent=2, default=str) + "\n")
     git = record["git"]
-    note = f"python {record['python']['version']}, {len(freeze)} packages, git {str(git['commit'])[:10]}{' (dirty)' if git['dirty'] else ''}"
+    where = f"git {str(git['commit'])[:10]}{' (dirty)' if git['dirty'] else ''}" if git["commit"] else "not a git repository"
+    note = f"python {record['python']['version']}, {len(freeze)} packages, {where}"
     ctx.log(note)
     return StepResult(outputs=out, summary={"git_commit": git["commit"], "dirty": git["dirty"], "gpus": len(record["gpus"])}, note=note)

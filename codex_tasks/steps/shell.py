@@ -153,7 +153,8 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
             context="outputs: " + ", ".join(ctx.declared_outputs),
             hint="the step must create every path listed under 'outputs'",
         )
-    return StepResult(outputs=list(ctx.declared_outputs), note=f"{len(ctx.lines)} line(s)")
+    n = len(ctx.lines)  # command lines run (not lines of output)
+    return StepResult(outputs=list(ctx.declared_outputs), note=f"{n} command{'s' if n != 1 else ''} ran")
 
 
 def outputs(cfg: With, ctx: StepContext) -> list[str]:

@@ -44,7 +44,7 @@ def resolve_paths(cfg: TrainSettings, ctx: StepContext) -> TrainSettings:
         update["tokenizer"] = str(ctx.resolve(cfg.tokenizer))
     if cfg.model.path:
         update["model"] = cfg.model.model_copy(update={"path": str(ctx.resolve(cfg.model.path))})
-    if cfg.resume not in ("auto", "never"):
+    if cfg.resume not in ("auto", "never", "fresh"):
         update["resume"] = str(ctx.resolve(cfg.resume))
     return cfg.model_copy(update=update)
 
@@ -81,12 +81,17 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     from codex_tasks.engine.trainer import Trainer
 
     settings = resolve_paths(cfg, ctx)
+    if ctx.forced and settings.resume != "never":
+        # --force=ID (also with --resume): from scratch; the old checkpoints stay on disk, ignored
+        settings = settings.model_copy(update={"resume": "fresh"})
     if settings.mlflow.enabled:
         tags = {**run_tags(ctx), **settings.mlflow.tags}  # the user's own tags win
         settings = settings.model_copy(update={"mlflow": settings.mlflow.model_copy(update={"tags": tags})})
     uri, artifacts = tracking_location(cfg, ctx)
     hooks = CallbackHooks(ctx.progress, ctx.metric, ctx.log, ctx.cancel_event)
     run_name = f"{ctx.run_id}-{ctx.step_id}"
+    # the first training step comes after imports, data and model setup: say what is going on
+    ctx.log(f"setting up: data {settings.data}, model, optimizer" + (", MLflow" if settings.mlflow.enabled else ""))
     if settings.distributed is not None and settings.distributed.active:
         from codex_tasks.engine.distributed import launch
 

@@ -18,10 +18,12 @@ from textual.widgets import DataTable, Footer, Input
 from codex_tasks.runs.rundir import RESUMABLE
 from codex_tasks.tui.controller import Launcher, RunController
 from codex_tasks.tui.model import Changes, ProgressView, RunModel
-from codex_tasks.tui.screens import ErrorsScreen, QuitScreen, StepDetailsScreen
+from codex_tasks.tui.screens import ConfirmCancelScreen, ErrorsScreen, QuitScreen, StepDetailsScreen
 from codex_tasks.tui.source import RunFolder
 from codex_tasks.tui.widgets import LogPane, MetricsPanel, ProgressPanel, RunHeader, StepsTable
 
+# step kinds that report progress: while one sets up (imports, data, model) it shows "starting…"
+PROGRESS_KINDS = ("train", "tokenize", "evaluate", "audit", "agent")
 STALE_CHECK_S = 2.0
 
 
@@ -237,8 +239,11 @@ class RunApp(App[str | None]):
         self.table.border_title = "steps " + " · ".join(parts)
 
     def _sync_progress(self) -> None:
-        views: list[ProgressView] = [self.model.progress[s] for s in self.model.running_steps()
-                                     if s in self.model.progress]
+        views: list[ProgressView] = [
+            self.model.progress.get(s) or ProgressView(step_id=s, waiting=True)
+            for s in self.model.running_steps()
+            if s in self.model.progress or self.model.steps[s].kind in PROGRESS_KINDS
+        ]
         if not views:
             sel = self.table.selected_step
             if sel is not None and sel in self.model.progress:
@@ -387,12 +392,22 @@ class RunApp(App[str | None]):
             self.notify("the run has already ended", severity="warning")
 
     def action_cancel_run(self) -> None:
-        if self.owns_running_run:
-            self._cancel_own()
-        elif self.folder is not None and self.model.is_live:
-            self._cancel_elsewhere(self.folder.path)
-        else:
+        """Ask first; then cancel this TUI's run, or (as `codex-tasks cancel`) a run elsewhere."""
+        if not self.owns_running_run and not (self.folder is not None and self.model.is_live):
             self.notify(f"run is not running ({self.model.status})", severity="warning")
+            return
+        if isinstance(self.screen, ConfirmCancelScreen):
+            return
+
+        def chosen(cancel: bool | None) -> None:
+            if not cancel:
+                return
+            if self.owns_running_run:
+                self._cancel_own()
+            elif self.folder is not None and self.model.is_live:
+                self._cancel_elsewhere(self.folder.path)
+
+        self.push_screen(ConfirmCancelScreen(self.model.run_id or "(starting)"), chosen)
 
     @work(thread=True, exclusive=True, group="cancel")
     def _cancel_elsewhere(self, path: Path) -> None:
@@ -428,7 +443,8 @@ class RunApp(App[str | None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Cancel run", "Stop the run cleanly (state saved, resumable)", self.action_cancel_run)
+        yield SystemCommand("Cancel run", "Stop the run cleanly, after a confirmation (state saved, resumable)",
+                            self.action_cancel_run)
         yield SystemCommand("Resume run", "Continue a failed or cancelled run", self.action_resume_run)
         yield SystemCommand("Errors", "Show the error blocks (copy or save them)", self.action_errors)
         yield SystemCommand("Follow log", "Toggle following the log", self.action_toggle_follow)

@@ -81,6 +81,26 @@ def clock(seconds: float | None) -> str:
     return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
 
 
+def short_clock(seconds: float | None) -> str:
+    """`1:02`, `12:05`, `1:02:03`: an ETA in as few cells as it needs."""
+    if seconds is None:
+        return "--:--"
+    s = int(round(seconds))
+    if s < 3600:
+        return f"{s // 60}:{s % 60:02d}"
+    return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
+
+
+def fit_fields(fields: list[tuple[int, str]], width: int | None, sep: str = " · ") -> str:
+    """Join `(priority, text)` fields in order, dropping the least important (highest number)
+    until the line fits `width` cells; the most important field is always kept."""
+    kept = [f for f in fields if f[1]]
+    if width is not None:
+        while len(kept) > 1 and len(sep.join(t for _, t in kept)) > width:
+            kept.remove(max(kept, key=lambda f: f[0]))
+    return sep.join(t for _, t in kept)
+
+
 def quantity(value: float) -> str:
     """`12`, `1.5k`, `2.3M`: short counts for progress lines."""
     v = abs(value)
@@ -91,6 +111,16 @@ def quantity(value: float) -> str:
     if value == int(value):
         return str(int(value))
     return f"{value:.1f}"
+
+
+def compact(value: float) -> str:
+    """`850`, `7.5k`, `12.3k`, `1.2M`: a throughput in at most five cells."""
+    v = abs(value)
+    if v >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if v >= 1e3:
+        return f"{value / 1e3:.1f}k"
+    return str(int(round(value)))
 
 
 def rate(per_second: float | None, unit: str) -> str:

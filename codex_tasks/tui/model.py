@@ -79,10 +79,13 @@ class ProgressView:
     unit: str = "it"
     rate: float | None = None  # units per second
     loss: float | None = None
+    tokens_per_s: float | None = None  # training steps report their throughput
     time: float = 0.0
+    waiting: bool = False  # a running step that has not reported progress yet (shown as starting)
     samples: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
 
     def update(self, ev: dict[str, Any]) -> None:
+        self.waiting = False
         t = float(ev.get("time") or 0.0)
         done = _num(ev.get("done"), self.done)
         if self.samples and done < self.samples[-1][1]:
@@ -95,6 +98,8 @@ class ProgressView:
         self.samples.append((t, done))
         if ev.get("loss") is not None:
             self.loss = _num(ev.get("loss"), 0.0)
+        if ev.get("tokens_per_s") is not None:
+            self.tokens_per_s = _num(ev.get("tokens_per_s"), 0.0) or None
         given = ev.get("rate")
         windowed = None
         if len(self.samples) >= 2:

@@ -108,3 +108,43 @@ def test_schema_has_descriptions():
     schema = load_kind("train").With.model_json_schema()
     missing = [k for k, v in schema["properties"].items() if "description" not in v]
     assert not missing
+
+
+def test_forced_train_starts_from_scratch_and_keeps_old_checkpoints(make_ctx, tmp_path):
+    """--force=train (also with --resume): no resuming into the old training, which is never deleted."""
+    from codex_tasks.errors import RunInterrupted
+
+    ws = tokenized(make_ctx, tmp_path)
+    kind = load_kind("train")
+    ckpts = ws / "art" / "model" / "checkpoints"
+    cfg = train_with(checkpoint={"every": 2, "keep_last": 2, "keep_best": 0})
+    first = kind.run(cfg, make_ctx("train", workspace=ws))
+    assert first.summary["steps"] == 8 and sorted(p.name for p in ckpts.glob("step-*")) == ["step-00000006", "step-00000008"]
+    old = json.loads((ckpts / "step-00000008" / "state.json").read_text())["training"]
+
+    # forced, in a resumed run: from scratch; cancelled at once, so its only checkpoint is step 0
+    ctx = make_ctx("train", workspace=ws, resuming=True, forced=True)
+    ctx.cancel_event.set()
+    with pytest.raises(RunInterrupted):
+        kind.run(cfg, ctx)
+    names = sorted(p.name for p in ckpts.glob("step-*"))
+    assert names == ["step-00000000", "step-00000006", "step-00000008"]  # the old training's are still there
+    new = json.loads((ckpts / "step-00000000" / "state.json").read_text())["training"]
+    assert new != old and json.loads((ckpts.parent / "training.json").read_text())["training"] == new
+
+    # resuming continues the new training from its step 0, not the old one's step 8
+    again = kind.run(cfg, make_ctx("train", workspace=ws, resuming=True))
+    assert again.summary["resumed_from"] == "step-00000000" and again.summary["steps"] == 8
+    states = {p.name: json.loads((p / "state.json").read_text())["training"] for p in ckpts.glob("step-*")}
+    assert states == {"step-00000006": new, "step-00000008": new}  # overwritten by the new training, then pruned
+
+
+def test_default_resume_ignores_a_finished_old_training(make_ctx, tmp_path):
+    """Without --force the same settings resume: 0 new steps (what --force is for)."""
+    ws = tokenized(make_ctx, tmp_path)
+    kind = load_kind("train")
+    kind.run(train_with(), make_ctx("train", workspace=ws))
+    second = kind.run(train_with(), make_ctx("train", workspace=ws))
+    assert second.summary["resumed_from"] == "step-00000008"
+    forced = kind.run(train_with(), make_ctx("train", workspace=ws, forced=True))
+    assert not forced.summary.get("resumed_from") and forced.summary["steps"] == 8

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from conftest import run_async
+from textual.widgets import Label
 
 from codex_tasks.cli import tui_launcher
 from codex_tasks.orchestrate.options import RunOptions
 from codex_tasks.tui.controller import RunController
+from codex_tasks.tui.screens import ConfirmCancelScreen
 
 SEQUENCE = """\
 version: "1.0"
@@ -52,7 +54,15 @@ def test_c_cancels_a_run_started_here(tmp_path: Path, make_app, prefect_url: str
         async with app.run_test(size=(100, 30)) as pilot:
             await _wait(pilot, lambda: app.model.steps.get("wait") is not None
                         and app.model.steps["wait"].status == "running")
+            await pilot.press("c")  # asks first; n (or escape) keeps the run going
+            await _wait(pilot, lambda: isinstance(app.screen, ConfirmCancelScreen))
+            assert "Cancel run " in str(app.screen.query_one("#question", Label).render())
+            await pilot.press("n")
+            await _wait(pilot, lambda: not isinstance(app.screen, ConfirmCancelScreen))
+            assert ctl.running and app.model.steps["wait"].status == "running"
             await pilot.press("c")
+            await _wait(pilot, lambda: isinstance(app.screen, ConfirmCancelScreen))
+            await pilot.press("y")
             await _wait(pilot, lambda: not ctl.running and not app.model.is_live)
             assert app.model.status == "cancelled"
             assert app.model.steps["later"].status == "not_run"
@@ -88,6 +98,8 @@ def test_c_cancels_a_run_started_elsewhere_and_quitting_leaves_it(tmp_path: Path
             async with app.run_test(size=(100, 30)) as pilot:
                 await _wait(pilot, lambda: app.model.status == "running")
                 await pilot.press("c")
+                await _wait(pilot, lambda: isinstance(app.screen, ConfirmCancelScreen))
+                await pilot.press("y")
                 await _wait(pilot, lambda: app.model.status == "cancelled")
 
         run_async(body)

@@ -119,6 +119,8 @@ def ensure_server() -> str:
         st = _read_state()  # another process may have started it while we waited
         if st.get("url") and _pid_alive(st.get("pid")) and _healthy(st["url"]):
             return str(st["url"])
+        # ~30 s of silence otherwise on the very first run
+        print("codex-tasks: starting the local Prefect server (first run only, ~30 s)", file=sys.stderr, flush=True)
         return start()["url"]  # type: ignore[no-any-return]
 
 

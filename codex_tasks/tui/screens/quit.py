@@ -29,6 +29,7 @@ class QuitScreen(ModalScreen[str]):
             grid-rows: auto 3;
             padding: 1 2;
             width: 66;
+            max-width: 96%;
             height: auto;
             border: thick $warning 60%;
             background: $surface;
