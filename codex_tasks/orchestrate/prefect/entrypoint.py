@@ -17,7 +17,8 @@ from codex_tasks.errors import RunFailed
 def codex_sequence(file: str, params: list[str] | None = None, workspace: str | None = None,
                    max_parallel: int = 4) -> str:
     """Run a codex-tasks sequence; fails when a step fails."""
-    from codex_tasks.orchestrate.runner import RunOptions, run_sequence
+    from codex_tasks.orchestrate.options import RunOptions
+    from codex_tasks.orchestrate.runner import run_sequence
 
     result = run_sequence(RunOptions(file=file, params=list(params or []), workspace=workspace,
                                      max_parallel=max_parallel, quiet=True))
