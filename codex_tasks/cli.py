@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="restore even files changed since the patch")
     sp.add_argument("--workspace", "-w", metavar="DIR")
 
+    sp = sub.add_parser("apply", help="apply an agent step's kept change (`apply: false`), with a rollback bundle")
+    sp.add_argument("run", help="run id or folder")
+    sp.add_argument("step", help="the agent step's id")
+    sp.add_argument("--workspace", "-w", metavar="DIR")
+
     sp = sub.add_parser("verify", help="check an archive against its SHA-256 manifest")
     sp.add_argument("zip")
 
@@ -72,12 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--keep", type=int, default=10)
     sp.add_argument("--workspace", "-w", metavar="DIR")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--patch", action="store_true", help="show: the agent steps' patches")
 
     for name, help_ in (("show", "a run's steps and outputs"), ("errors", "a run's error blocks (or a legacy error file)")):
         sp = sub.add_parser(name, help=help_)
         sp.add_argument("run", nargs="?", help="run id, run folder, or (errors) an error file; default: newest")
         sp.add_argument("--workspace", "-w", metavar="DIR")
         sp.add_argument("--json", action="store_true")
+        if name == "show":
+            sp.add_argument("--patch", action="store_true", help="the agent steps' patches")
 
     sp = sub.add_parser("cancel", help="stop a running run cleanly (state saved, resumable)")
     sp.add_argument("run", nargs="?")
@@ -192,7 +200,8 @@ class _LivePrinter:
     """One line per finished step, from the run's events file (so steps run by Dask workers show too)."""
 
     MARKS = {"step.succeeded": "✓", "step.failed": "✗", "step.cached": "↺", "step.manual": "✋",
-             "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻"}
+             "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻",
+             "step.repair": "⚒"}
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -273,6 +282,18 @@ def cmd_rollback(args: argparse.Namespace, _: dict[str, Any]) -> int:
     rd = find_run(_workspace(args), args.run)
     restored = rollback(rd.path, args.step, force=bool(args.force))
     print(f"restored {len(restored)} file(s)" + "".join(f"\n  {p}" for p in restored))
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace, _: dict[str, Any]) -> int:
+    from codex_tasks.runs.rundir import find_run
+    from codex_tasks.steps.agent_apply import apply_change
+
+    rd = find_run(_workspace(args), args.run)
+    ws = Path(rd.state.get("workspace") or _workspace(args))
+    written = apply_change(rd.step_dir(args.step), ws)
+    print(f"applied {len(written)} file(s)" + "".join(f"\n  {p}" for p in written))
+    print(f"  undo: codex-tasks rollback {rd.run_id} {args.step}")
     return 0
 
 
@@ -363,6 +384,11 @@ def cmd_show(args: argparse.Namespace, _: dict[str, Any]) -> int:
     rd = find_run(_workspace(args), args.run)
     summary_file = rd.path / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else write_summary(rd, None)
+    if getattr(args, "patch", False):
+        from codex_tasks.steps.agent_apply import describe_changes
+
+        print(describe_changes(rd.path, [r["id"] for r in summary["steps"]]), end="")
+        return 0
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -101,6 +101,13 @@ class ServerError(CodexTasksError):
     """The local Prefect server could not be started or reached."""
 
 
+class DiskFull(CodexTasksError):
+    """A write failed because the file system is full (the run stays resumable)."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"disk full at {path}", hint="free some space, then `codex-tasks run FILE --resume`")
+
+
 class AgentUnavailable(CodexTasksError):
     """The coding agent (e.g. the Codex CLI) or the sandbox it must run in is missing."""
 

@@ -7,6 +7,7 @@ cost more than the step itself. Every text written here goes through the redacti
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_tasks.core.redact import redact, redact_obj
+from codex_tasks.errors import DiskFull
 
 
 def write_text_atomic(path: Path, text: str, *, redacted: bool = True, fsync: bool = False) -> None:
@@ -34,11 +36,13 @@ def write_text_atomic(path: Path, text: str, *, redacted: bool = True, fsync: bo
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise DiskFull(path) from None  # the old file is intact: the run stays resumable
         raise
 
 

@@ -22,6 +22,12 @@ def register_values(values: Iterable[str]) -> None:
         _values.update(v for v in values if isinstance(v, str) and len(v) >= 4)
 
 
+def is_registered(value: str) -> bool:
+    """True when `value` contains a value registered as secret (a `secret` parameter, a scan finding)."""
+    with _lock:
+        return any(v in value for v in _values)
+
+
 def clear_values() -> None:
     """Forget run-time values (between runs in one process, e.g. tests)."""
     with _lock:
@@ -52,3 +58,26 @@ def redact_obj(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [redact_obj(v) for v in obj]
     return obj
+
+
+class LineRedactor:
+    """Redacts a stream read line by line, where a secret may span lines: every line of a PEM
+    private-key block (BEGIN through END) is masked, not only a whole block seen at once."""
+
+    def __init__(self) -> None:
+        self.in_block = False
+
+    def feed(self, line: str) -> str:
+        """The redacted form of the next line."""
+        from codex_tasks.core.secret_rules import PRIVATE_KEY_HEADER
+
+        if self.in_block:
+            if "-----END " in line and "PRIVATE KEY" in line:
+                self.in_block = False
+            return MASK
+        match = PRIVATE_KEY_HEADER.search(line)
+        if match:
+            rest = line[match.end():]
+            self.in_block = not ("-----END " in rest and "PRIVATE KEY" in rest)
+            return redact(line[: match.start()]) + MASK
+        return redact(line)

@@ -106,6 +106,9 @@ def fingerprint(step: PlannedStep, run: RunContext, ctx: StepContext, module: An
     h.update(json.dumps([p for p, _ in step.outputs if p not in sink_paths(step)]).encode() + b"\n")
     cfg = step.config if step.config is not None else module.With()
     deps = list(step.deps) + kind_deps(module, cfg, ctx)
+    cache_key = getattr(module, "cache_key", None)  # e.g. an agent step: its rendered task, template, model
+    if cache_key is not None:
+        h.update(b"key " + cache_key(cfg, ctx).encode() + b"\n")
     h.update(b"deps " + deps_hash(deps, run.workspace, run.cache.memo).encode() + b"\n")
     for up in step.needs:
         h.update(f"upstream {up} ".encode())
@@ -154,6 +157,10 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
     if run.resuming and prev and prev.get("status") in ("succeeded", "cached"):
         changed = fp is not None and prev.get("fingerprint") not in (None, fp)
         intact = (run.cache or CacheIndex(run.workspace)).outputs_intact(prev, run.workspace)
+        # A finished agent step is never rerun by --resume: its outputs may since have been edited
+        # by the steps after it, and a second agent session would cost tokens for nothing.
+        if step.kind == "agent" or (step.manual and run.agent_command):
+            changed, intact = False, None
         if not changed and intact is None:
             decision.action, decision.entry = "kept", prev
             decision.reason = f"kept from attempt {prev.get('attempt', 1)}"

@@ -41,6 +41,8 @@ class RunContext:
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # step states of earlier attempts
     agent_command: str | None = None  # `run --agent`: `codex` or a command line
     unsandboxed_agents: bool = False  # `run --unsandboxed-agents`: the user opted out of the sandbox
+    repair_agent: str | None = None  # `run --repair AGENT`: repair every failing step (orchestrate/repair.py)
+    repair_attempts: int = 1
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cache: CacheIndex | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
@@ -110,8 +112,13 @@ def record_not_run(step: PlannedStep, run: RunContext, reason: str) -> None:
     run.rundir.events.emit("step.not_run", step_id=step.id, phase_id=step.phase_id, note=reason)
 
 
-def capture_error(step: PlannedStep, run: RunContext, exc: BaseException) -> str:
+def capture_error(step: PlannedStep, run: RunContext, exc: BaseException, **extra: Any) -> str:
     """Write the error block (NDJSON) and return the one-line message."""
+    return str(capture_error_record(step, run, exc, **extra)["error_message"])
+
+
+def capture_error_record(step: PlannedStep, run: RunContext, exc: BaseException, **extra: Any) -> dict[str, Any]:
+    """Write the error block (NDJSON, with `extra` fields such as a repair attempt) and return it."""
     if isinstance(exc, StepFailed):
         message, context, tb = with_hint(exc.message, exc.hint), exc.context, ""
     elif isinstance(exc, CodexTasksError):
@@ -132,12 +139,13 @@ def capture_error(step: PlannedStep, run: RunContext, exc: BaseException) -> str
         traceback_tail=tb,
         template=step.template,
     )
+    record.update(extra)
     append_error(run.rundir.path / "error_captures.ndjson", record)
     if run.sinks:
         from codex_tasks.orchestrate.layouts import refresh_sinks
 
         refresh_sinks(run)
-    return message
+    return record
 
 
 def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_attempt: bool = True) -> Outcome:
@@ -213,8 +221,18 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
             rd.events.emit("step.retry", step_id=step.id, phase_id=step.phase_id, attempt=attempt,
                            error=getattr(exc, "message", str(exc)))
             return Outcome("failed", getattr(exc, "message", str(exc)), retryable=True)
-        msg = capture_error(step, run, exc)
-        return _finish(step, run, "failed", start, error=msg, fingerprint=fp)
+        from codex_tasks.orchestrate.repair import repair, repair_spec
+
+        spec = None if run.dry_run else repair_spec(step, run)
+        if spec is None:
+            msg = capture_error(step, run, exc)
+            return _finish(step, run, "failed", start, error=msg, fingerprint=fp)
+        repaired, msg = repair(step, run, module, cfg, ctx, exc, spec)
+        if repaired is None:
+            return _finish(step, run, "failed", start, error=msg, fingerprint=fp)
+        result = repaired
+        outputs = hash_outputs(list(dict.fromkeys(ctx.declared_outputs + kind_outputs(module, cfg, ctx)
+                                                  + [p for p in result.outputs if p not in ctx.declared_outputs])), run)
     status = "manual" if result.status == "manual" else "succeeded"
     note = result.note or ("dry run" if run.dry_run else "")
     outcome = _finish(step, run, status, start, outputs=outputs, summary=result.summary, note=note,

@@ -41,6 +41,8 @@ class RunOptions:
     workspace: str | None = None
     agent: str | None = None
     unsandboxed_agents: bool = False
+    repair: str | None = None  # `--repair AGENT`: failing steps repaired by this agent
+    repair_attempts: int = 1  # `--repair-attempts N`
     quiet: bool = False
     bind: bool = True  # bindings from declared outputs to kinds (`--no-bind` turns them off)
     on_event: Callable[[dict[str, Any]], None] | None = None
@@ -89,6 +91,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, file: bool = True) -> 
     parser.add_argument("--workspace", "-w", metavar="DIR", help="where paths resolve and .codex/ lives (cwd)")
     parser.add_argument("--agent", metavar="AGENT",
                         help="hand description-only steps to a coding agent: `codex` (the Codex CLI) or any command")
+    parser.add_argument("--repair", metavar="AGENT",
+                        help="when a step fails, let this agent (`codex` or a command) repair it and run it again")
+    parser.add_argument("--repair-attempts", type=int, default=1, metavar="N", help="repair attempts per step (1)")
     parser.add_argument("--unsandboxed-agents", action="store_true",
                         help="let agents run where no sandbox (bubblewrap) is available")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
@@ -101,6 +106,8 @@ def options_from_args(args: argparse.Namespace, optional: dict[str, str | bool],
     """RunOptions from parsed run arguments and the `--resume`/`--force` values split off before."""
     if args.max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
+    if args.repair_attempts < 1:
+        raise UsageError("--repair-attempts must be at least 1")
     force_opt = optional.get("--force")
     force = None if force_opt is None else (set() if force_opt is True else set(ids(str(force_opt)) or []))
     return RunOptions(
@@ -108,7 +115,7 @@ def options_from_args(args: argparse.Namespace, optional: dict[str, str | bool],
         from_step=args.from_step, dry_run=args.dry_run, resume=optional.get("--resume"), force=force,
         max_parallel=args.max_parallel, runner=args.runner, strict=args.strict,
         workspace=args.workspace or workspace, agent=args.agent, quiet=args.quiet, bind=not args.no_bind,
-        unsandboxed_agents=args.unsandboxed_agents,
+        unsandboxed_agents=args.unsandboxed_agents, repair=args.repair, repair_attempts=args.repair_attempts,
     )
 
 

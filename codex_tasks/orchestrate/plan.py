@@ -18,6 +18,7 @@ from codex_tasks.orchestrate.bindings import apply_bindings
 from codex_tasks.render.templating import (
     RenderError,
     evaluate,
+    placeholder_form,
     render_shell_lines,
     render_string,
     render_value,
@@ -59,6 +60,7 @@ class PlannedStep:
     skip: str | None = None  # why the step will not run (`when` false, --only, --from)
     conditions: list[str] = field(default_factory=list)
     policy: dict[str, Any] = field(default_factory=dict)
+    repair: dict[str, Any] | None = None  # {agent, attempts}: repaired by a coding agent when it fails
     bindings: list[Any] = field(default_factory=list)  # orchestrate.bindings.Binding: outputs a kind writes
 
     @property
@@ -132,8 +134,9 @@ def check_placeholders(loaded: LoadedSequence, known: list[str]) -> list[SpecErr
                 continue
             for name in bad:
                 guess = closest(name, known)
-                errors.append(_err(o, RenderError(f"unknown placeholder {{{name}}}",
-                                                  hint=f"did you mean {{{guess}}}?" if guess else "declare it under 'params'"), *rel))
+                form = placeholder_form(text, name)  # as written: `{nme}` or `{{ nme }}`
+                hint = f"did you mean {form.replace(name, guess)}?" if guess else "declare it under 'params'"
+                errors.append(_err(o, RenderError(f"unknown placeholder {form}", hint=hint), *rel))
     return errors
 
 
@@ -210,6 +213,7 @@ def build_plan(
                 cache=step.cache if step.cache is not None else defaults.cache,
                 conditions=list(step.conditions),
                 policy=dict(step.policy),
+                repair=step.repair.model_dump() if step.repair is not None else None,
             )
             try:
                 # the step's lines are one script: rendered and quoted together

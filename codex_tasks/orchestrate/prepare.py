@@ -6,17 +6,19 @@ that one of them accepts, the others accept too. Nothing is written.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.names import closest
 from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
 from codex_tasks.orchestrate.bindings import output_errors
 from codex_tasks.orchestrate.options import RunOptions
 from codex_tasks.orchestrate.plan import Plan, build_plan, check_placeholders
-from codex_tasks.render.params import declared_names, parse_cli_params, resolve_params
+from codex_tasks.render.params import declared_names, parse_cli_params, resolve_params, restore_stored
 from codex_tasks.runs.events import now_iso
 from codex_tasks.runs.rundir import (
     RESUMABLE,
@@ -77,7 +79,8 @@ def prepare_run(
         raise UsageError(f"--workspace {ws}: not a folder")
     cli = parse_cli_params(params or [])
     previous = find_resumable(ws, path, resume) if resume else None
-    stored = previous.state.get("params", {}) if previous is not None else None
+    # a secret was stored as its hash only: the resume must be given it again (exit 2 naming it)
+    stored = restore_stored(previous.state.get("params", {}), cli) if previous is not None else None
     rid = previous.run_id if previous is not None else (run_id or new_run_id())
     builtins = {"run_id": rid, "run_dir": str(runs_root(ws) / rid), "workspace": str(ws), "timestamp": now_iso()}
     values = resolve_params(loaded.spec, cli, builtins, environ, stored=stored)
@@ -115,10 +118,33 @@ def find_resumable(workspace: Path, file: Path, ref: str | bool) -> RunDir:
     return rd
 
 
+_RUNNER = re.compile(r"local|dask(:[0-9]+)?|dask=(tcp|tls|ucx|inproc)://[^\s/:]+(:[0-9]{1,5})?/?")
+
+
+def check_runner(spec: str) -> None:
+    """`--runner` is `local`, `dask`, `dask:N` or `dask=tcp://HOST:PORT` (exit 2 otherwise, before
+    a run folder exists, so no failed run is left for `--resume` to pick up)."""
+    if not _RUNNER.fullmatch(spec):
+        raise UsageError(f"--runner {spec}: not a runner",
+                         hint="use local, dask, dask:N (N local workers) or dask=tcp://HOST:PORT")
+
+
+def check_force(force: set[str] | None, plan: Plan) -> None:
+    """Every id in `--force=IDS` names a step (exit 2 with the closest one otherwise)."""
+    ids = [s.id for s in plan.steps()]
+    unknown = sorted(set(force or ()) - set(ids))
+    if unknown:
+        guess = closest(unknown[0], ids)
+        raise UsageError(f"--force={','.join(unknown)}: no such step in this sequence",
+                         hint=f"did you mean {guess!r}?" if guess else "`codex-tasks plan FILE` lists the step ids")
+
+
 def prepare_options(opts: RunOptions) -> PreparedRun:
     """`prepare_run` for the run these options describe, and the agents it will start checked."""
+    check_runner(opts.runner)
     prepared = prepare_run(opts.file, opts.params, opts.workspace, only=opts.only, from_step=opts.from_step,
                            resume=opts.resume, bind=opts.bind, strict=opts.strict)
+    check_force(opts.force, prepared.plan)
     if not (opts.dry_run or prepared.values.get("dry_run") is True):
         _agent_preflight(prepared.plan, opts)
     return prepared
@@ -127,6 +153,12 @@ def prepare_options(opts: RunOptions) -> PreparedRun:
 def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
     """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
     steps = [s for s in plan.steps() if not s.skip]
+    if opts.repair:
+        agent.preflight(agent.config_for_agent(opts.repair, unsandboxed=opts.unsandboxed_agents))
+    for s in steps:
+        if s.repair:
+            agent.preflight(agent.config_for_agent(str(s.repair.get("agent", "codex")),
+                                                   unsandboxed=opts.unsandboxed_agents))
     if opts.agent and any(s.kind == "manual" for s in steps):
         agent.preflight(agent.config_for_agent(opts.agent, unsandboxed=opts.unsandboxed_agents))
     for s in steps:

@@ -5,13 +5,14 @@ user errors are raised as `CodexTasksError` (exit 2) before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ from codex_tasks.orchestrate.bindings import output_warnings
 from codex_tasks.orchestrate.execute import RunContext, execute_step
 from codex_tasks.orchestrate.options import RunOptions
 from codex_tasks.orchestrate.planview import predict
-from codex_tasks.orchestrate.prepare import prepare_options
-from codex_tasks.render.params import param_env, secret_values
+from codex_tasks.orchestrate.prepare import PreparedRun, prepare_options
+from codex_tasks.render.params import hidden_params, param_env, secret_marker, secret_values
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.events import now_iso
 from codex_tasks.runs.report import write_report, write_summary
@@ -48,11 +49,28 @@ def path_with_interpreter() -> str:
 
 
 def run_sequence(opts: RunOptions) -> RunResult:
+    """Run a sequence (see the module docstring); one run at a time per workspace."""
     prepared = prepare_options(opts)
+    lock = None
+    if not (opts.dry_run or prepared.values.get("dry_run") is True):
+        from codex_tasks.runs.lock import RunLock
+
+        # before anything is written: a second run is refused (exit 2), and what a killed run left
+        # running is ended before this one (a resume of it, or any other) starts a step
+        lock = RunLock(prepared.workspace).acquire(prepared.run_id)
+    try:
+        return _run_prepared(opts, prepared)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
     loaded, plan, workspace, values, previous = (prepared.loaded, prepared.plan, prepared.workspace,
                                                  prepared.values, prepared.previous)
     spec = loaded.spec
-    redaction.register_values(secret_values(spec, values))
+    hidden = hidden_params(spec, values)  # typed `secret`, or flagged by the scanner: only a hash is kept
+    redaction.register_values(secret_values(spec, values) + [str(values[n]) for n in hidden if values.get(n)])
     dry_run = opts.dry_run or values.get("dry_run") is True
 
     if previous is not None:
@@ -66,7 +84,7 @@ def run_sequence(opts: RunOptions) -> RunResult:
         attempt = 1
         prev_steps = {}
     secret_names = {n for n, p in spec.all_params().items() if p.type == "secret"}
-    stored_params = {k: v for k, v in values.items()
+    stored_params = {k: (secret_marker(v) if k in hidden else v) for k, v in values.items()
                      if k not in secret_names and k not in ("run_id", "run_dir", "workspace", "timestamp")}
     seq_file = prepared.file.resolve()
     rd.state.update({
@@ -110,6 +128,8 @@ def run_sequence(opts: RunOptions) -> RunResult:
         previous=prev_steps,
         agent_command=opts.agent,
         unsandboxed_agents=opts.unsandboxed_agents,
+        repair_agent=opts.repair,
+        repair_attempts=opts.repair_attempts,
         cache=CacheIndex(workspace),
         cancel_event=opts.cancel_event or threading.Event(),
     )
@@ -190,7 +210,7 @@ def _run_without_prefect(run: RunContext) -> None:
 def _nothing_to_execute(run: RunContext, opts: RunOptions) -> bool:
     """True when every step would be cached, skipped or (not --strict) manual: then the run needs
     no Prefect flow engine at all (see prefect_rest)."""
-    if run.resuming or run.force is not None or opts.runner != "local" or run.agent_command:
+    if run.resuming or run.force is not None or opts.runner != "local" or run.agent_command or run.repair_agent:
         return False
     try:
         rows = predict(run.plan, run.workspace)
@@ -227,13 +247,29 @@ def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDi
         crash_stale_flow_runs(rd)
     flow_obj = compile_flow(run, max_parallel=opts.max_parallel, task_runner=task_runner)
     run_tags = _tags(run, rd, attempt)
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags):
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags), _sigterm_stays_ours():
         state = flow_obj(return_state=True)
     flow_run_id = str(getattr(state, "state_details", None) and state.state_details.flow_run_id or "")
     rd.state["attempts"][-1]["flow_run_id"] = flow_run_id
     rd.state["flow_run_id"] = flow_run_id
     rd.state["flow_state"] = state.type.value if hasattr(state, "type") else str(state)
     rd.save()
+
+
+@contextlib.contextmanager
+def _sigterm_stays_ours() -> Iterator[None]:
+    """Prefect's flow engine swaps SIGTERM for a handler that raises `TerminationSignal` in whatever
+    code is running (a lone train step was then recorded "failed"). Keep ours, which stops the run
+    as Ctrl-C does: the cancel event is set, training stops at its next safe point, the run is
+    recorded interrupted and resumable."""
+    import prefect.flow_engine as engine
+
+    original = getattr(engine, "capture_sigterm")  # noqa: B009 - not re-exported by prefect
+    setattr(engine, "capture_sigterm", contextlib.nullcontext)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(engine, "capture_sigterm", original)  # noqa: B010
 
 
 def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -> None:

@@ -111,6 +111,50 @@ def secret_values(spec: Sequence, values: Mapping[str, Any]) -> list[str]:
     return [str(values[n]) for n, ps in spec.all_params().items() if ps.type == "secret" and values.get(n)]
 
 
+def looks_secret(name: str, value: Any) -> bool:
+    """The scanner would flag this parameter: a provider token format, or a value assigned to a
+    secret-ish name (`password`, `api_key`, `token`, ...)."""
+    if not isinstance(value, str) or len(value) < 4:
+        return False
+    from codex_tasks.core.secret_rules import redact_tokens
+
+    probe = f"{name}={value}"
+    return redact_tokens(probe) != probe or redact_tokens(value) != value
+
+
+def hidden_params(spec: Sequence, values: Mapping[str, Any]) -> set[str]:
+    """Parameters whose value is never stored: typed `secret`, or that look like one."""
+    declared = set(declared_names(spec)) - set(BUILTINS) - {"params"}
+    return {n for n, ps in spec.all_params().items() if ps.type == "secret"} | {
+        n for n in declared if looks_secret(n, values.get(n))}
+
+
+def secret_marker(value: Any) -> dict[str, str]:
+    """What a run's state keeps of a secret value: its hash, so a resume can check it came back."""
+    import hashlib
+
+    return {"secret_sha256": hashlib.sha256(format_value(value).encode()).hexdigest()}
+
+
+def restore_stored(stored: Mapping[str, Any], cli: Mapping[str, str]) -> dict[str, Any]:
+    """A resumed run's stored values without the secrets, which must be given again (exit 2 naming one
+    that is missing or differs)."""
+    import hashlib
+
+    out = {}
+    for name, value in stored.items():
+        if isinstance(value, dict) and set(value) == {"secret_sha256"}:
+            if name not in cli:
+                raise ParamError(f"parameter {name!r} is secret and was not stored; give it again to resume",
+                                 hint=f"--resume ... --param {name}=VALUE (the same value)")
+            if hashlib.sha256(cli[name].encode()).hexdigest() != value["secret_sha256"]:
+                raise ParamError(f"--param {name}: not the value the run started with",
+                                 hint="a resume must use the same value; start a new run to change it")
+            continue
+        out[name] = value
+    return out
+
+
 def param_env(spec: Sequence, values: Mapping[str, Any]) -> dict[str, str]:
     """`CODEX_PARAM_<NAME>` for every declared parameter and metadata value."""
     names = [n for n in declared_names(spec) if n not in BUILTINS and n != "params"]

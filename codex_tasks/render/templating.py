@@ -194,6 +194,13 @@ def unknown_names(text: str, known: list[str]) -> list[str]:
     return sorted(n for n in used if n not in known and n not in env.globals)
 
 
+def placeholder_form(text: str, name: str) -> str:
+    """How `text` writes a use of `name`: `{name}` when it uses the legacy form, else `{{ name }}`."""
+    if any(kind == "legacy" and src == name for kind, src in _segments(text)):
+        return "{" + name + "}"
+    return "{{ " + name + " }}"
+
+
 def _syntax_errors(where: str = "") -> ExceptionMap:
     """Jinja2's syntax errors as `RenderError`s (`where`: the expression, when there is one)."""
     from jinja2 import TemplateSyntaxError

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from codex_tasks.core.files import read_json, write_json_atomic, write_text_atomic
 from codex_tasks.runs.charts import FAMILIES, Drawn, draw_charts, is_curve, read_charts
+from codex_tasks.runs.events import read_events
 from codex_tasks.runs.rundir import RunDir
 
 if TYPE_CHECKING:  # annotations only: a run's report is written by the layer that plans it
@@ -44,6 +45,10 @@ def write_summary(rd: RunDir, plan: Plan | None) -> dict[str, Any]:
             "fingerprint": e.get("fingerprint"),
             "summary": e.get("summary", {}),
         })
+    usage = agent_usage(rd.path)
+    for r in rows:
+        if r["id"] in usage:
+            r["agent_usage"] = usage[r["id"]]
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -65,8 +70,29 @@ def write_summary(rd: RunDir, plan: Plan | None) -> dict[str, Any]:
         "counts": counts,
         "steps": rows,
     }
+    if usage:
+        summary["agent_usage"] = {k: sum(u[k] for u in usage.values()) for k in AGENT_USAGE_KEYS}
     write_json_atomic(rd.path / "summary.json", summary)
     return summary
+
+
+AGENT_USAGE_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
+
+
+def agent_usage(run_path: Path) -> dict[str, dict[str, int]]:
+    """Agent token usage per step, summed over every turn (repair attempts included), from the
+    `agent` usage events (so a step that failed still shows what it spent)."""
+    out: dict[str, dict[str, int]] = {}
+    events_file = run_path / "events.ndjson"
+    if not events_file.exists():
+        return out
+    for ev in read_events(events_file):
+        if ev.get("type") != "agent" or ev.get("kind") != "usage":
+            continue
+        row = out.setdefault(str(ev.get("step_id")), dict.fromkeys(AGENT_USAGE_KEYS, 0))
+        for k in AGENT_USAGE_KEYS:
+            row[k] += int(ev.get(k) or 0)
+    return out
 
 
 def mermaid_graph(plan: Plan, statuses: dict[str, str]) -> str:
@@ -126,6 +152,12 @@ def write_report(rd: RunDir, plan: Plan | None, summary: dict[str, Any]) -> None
             for sid, c, p in conds:
                 md.append(f"- `{sid}`: " + "; ".join(c) + (f" policy: `{json.dumps(p)}`" if p else ""))
             md.append("")
+    if summary.get("agent_usage"):
+        md += ["## Agent tokens", "", "| step | input | cached | output | reasoning |", "| --- | --- | --- | --- | --- |"]
+        for r in summary["steps"]:
+            if r.get("agent_usage"):
+                md.append(f"| `{r['id']}` | " + " | ".join(str(r["agent_usage"][k]) for k in AGENT_USAGE_KEYS) + " |")
+        md += ["| **run** | " + " | ".join(str(summary["agent_usage"][k]) for k in AGENT_USAGE_KEYS) + " |", ""]
     outputs = [(r["id"], o) for r in summary["steps"] for o in r.get("outputs", [])]
     if outputs:
         md += ["## Outputs", "", "| step | path | size | sha256 |", "| --- | --- | --- | --- |"]

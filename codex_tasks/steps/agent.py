@@ -46,17 +46,16 @@ class With(WithModel):
     task: str | None = Field(default=None, description="What to do (default: the step's description).")
     prompt_template: str | None = Field(
         default=None, description="The prompt's Jinja2 template: a file path (.j2/.md) or inline text; default templates/agent_prompt.md.j2.")
-    timeout: float = Field(default=900, gt=0, description="Seconds the agent may run before it is killed (the hard stop).")
-    max_tokens: int | None = Field(default=None, gt=0, description="Token budget (input + output), checked after each Codex turn.")
+    timeout: float = Field(default=900, gt=0, le=86_400, description="Seconds the agent may run before it is killed (the hard stop).")
+    max_tokens: int | None = Field(default=None, gt=0, le=1_000_000_000, description="Token budget (input + output), checked after each Codex turn.")
     scan: bool = Field(default=True, description="Refuse a change that adds a secret or a forbidden file.")
     test_args: list[str] | None = Field(
         default_factory=lambda: ["-q"], description="pytest arguments of the test gate in the scratch copy; null skips it.")
-    test_timeout: float = Field(default=600, gt=0, description="Seconds the test gate may run.")
+    test_timeout: float = Field(default=600, gt=0, le=86_400, description="Seconds the test gate may run.")
     apply: bool = Field(default=True, description="Apply the gated change (false: keep it for `codex-tasks apply RUN STEP`).")
     require_changes: bool = Field(default=False, description="Fail when the agent changed nothing (always so when outputs are declared).")
     keep_scratch: bool = Field(default=False, description="Keep the scratch copy after the step (in the step's folder).")
-    max_findings: int = Field(default=30, ge=0, description="Audit findings to put in the prompt.")
-    repair: str = Field(default="", description="Set by the repair loop: the failing step's error block.", exclude=True)
+    max_findings: int = Field(default=30, ge=0, le=10_000, description="Audit findings to put in the prompt.")
 
     @property
     def is_codex(self) -> bool:
@@ -82,6 +81,19 @@ def preflight(cfg: With) -> None:
         resolve_codex_bin(cfg.bin)
     else:
         check_sandbox(cfg.sandbox_required)
+
+
+def cache_key(cfg: With, ctx: StepContext) -> str:
+    """What an agent step's cache entry is keyed by, besides its `with:` and `deps` (only with
+    `cache: true`): the rendered task, the prompt template, the declared outputs, agent and model."""
+    import hashlib
+
+    from codex_tasks.steps.agent_prompt import load_template, render_description
+
+    task = render_description(cfg.task or ctx.description, dict(ctx.params))
+    parts = [task, load_template(cfg.prompt_template, ctx), json.dumps(ctx.declared_outputs),
+             cfg.agent, json.dumps(cfg.command), str(cfg.model), str(cfg.profile), json.dumps(cfg.config, sort_keys=True)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def run_description_step(agent: str, ctx: StepContext, *, apply: bool = True) -> StepResult:
@@ -134,22 +146,27 @@ def _partial_diff(scratch_root: Path) -> str:
 
 
 def _agent_env(ctx: StepContext, scratch: Path, prompt_file: Path) -> dict[str, str]:
-    """The agent's environment: no secret parameter in it (anything the redaction hook masks)."""
+    """The agent's environment: no secret parameter in it, under any name (the run's own variables
+    are dropped when the redaction hook would mask them; inherited ones when they hold a value
+    registered as secret: provider-looking keys such as OPENAI_API_KEY stay, Codex needs them)."""
     import os
 
-    from codex_tasks.core.redact import redact
+    from codex_tasks.core.redact import is_registered, redact
 
+    inherited = {k: v for k, v in os.environ.items() if not is_registered(v)}
     run_env = {k: v for k, v in ctx.env.items() if redact(v) == v}
-    return {**os.environ, **run_env, "CODEX_TASKS_PROMPT_FILE": str(prompt_file), "CODEX_TASKS_WORKDIR": str(scratch),
+    return {**inherited, **run_env, "CODEX_TASKS_PROMPT_FILE": str(prompt_file), "CODEX_TASKS_WORKDIR": str(scratch),
             "CODEX_TASKS_STEP_ID": ctx.step_id, "CODEX_RUN_ID": ctx.run_id}
 
 
-def run(cfg: With, ctx: StepContext) -> StepResult:
+def run(cfg: With, ctx: StepContext, *, repair: str = "") -> StepResult:
+    """Carry out the step (module docstring); `repair` is a failing step's error block, given by
+    the repair loop (orchestrate/repair.py)."""
     from codex_tasks.steps.agent_prompt import PromptInputs, render_prompt
     from codex_tasks.steps.agent_scratch import make_scratch
 
     task = cfg.task or ctx.description
-    if not task.strip() and not cfg.repair:
+    if not task.strip() and not repair:
         raise StepFailed("the agent step has no task: give it a description or `task`")
     d = ctx.step_dir
     d.mkdir(parents=True, exist_ok=True)
@@ -162,7 +179,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     notes = dict(getattr(ctx, "declared_output_notes", {}) or {})
     inputs = PromptInputs(outputs=[{"path": p, "description": notes.get(p, "")} for p in declared],
                           earlier_outputs=earlier, sequence_rel=_sequence_rel(ctx), partial_diff=partial,
-                          repair=cfg.repair, max_findings=cfg.max_findings)
+                          repair=repair, max_findings=cfg.max_findings)
     prompt = render_prompt(ctx, task, inputs, cfg.prompt_template)
     prompt_file = d / "prompt.md"
     prompt_file.write_text(prompt)
@@ -171,7 +188,11 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
         ctx.events.emit("agent", step_id=ctx.step_id, kind="prompt", agent=who, text=prompt)
         return StepResult(outputs=[str(prompt_file)], note=f"dry run: the prompt for {who} is in {prompt_file}")
     preflight(cfg)
+    import time
+
+    t0 = time.perf_counter()
     scratch = make_scratch(ctx.workspace, scratch_root, extra_files=earlier)
+    scratch.seconds = round(time.perf_counter() - t0, 3)
     try:
         from codex_tasks.steps.agent_session import carry_out
 

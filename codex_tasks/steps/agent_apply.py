@@ -64,3 +64,19 @@ def apply_change(step_dir: Path, workspace: Path) -> list[str]:
     record["applied"] = True
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return sorted(ch.rel for ch in plan.changes.values() if ch.before != ch.after)
+
+
+def describe_changes(run_dir: Path, step_ids: list[str]) -> str:
+    """Every agent step's kept change in a run: whether it was applied, its outputs, its patch."""
+    parts: list[str] = []
+    for sid in step_ids:
+        d = run_dir / "steps" / sid
+        record_path = d / CHANGE_FILE
+        if not record_path.is_file():
+            continue
+        record = json.loads(record_path.read_text())
+        parts.append(f"# step {sid}: {'applied' if record.get('applied') else 'kept, not applied'}\n")
+        parts += [f"# declared output: {o}\n" for o in record.get("outputs", [])]
+        patch = (d / record["patch"]).read_text(encoding="utf-8", errors="replace")
+        parts.append(patch if patch.endswith("\n") or not patch else patch + "\n")
+    return "".join(parts) or "no agent changes in this run\n"

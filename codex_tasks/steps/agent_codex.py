@@ -214,18 +214,17 @@ def run_codex(argv: list[str], *, cwd: Path, prompt: str, env: dict[str, str], l
     return code, tx
 
 
-def prefect_log(line: str) -> None:
-    """Log a line to the Prefect task run, when there is one (a direct call of the step has none)."""
+def prefect_logger() -> Any:
+    """The Prefect task run's logger when this thread runs one, else None. Called in the step's own
+    thread: the run context does not follow the thread that reads Codex's events."""
     import sys
 
     if "prefect" not in sys.modules:  # not inside a Prefect run; importing it would cost seconds
-        return
+        return None
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
     try:
-        from prefect.exceptions import MissingContextError
-        from prefect.logging import get_run_logger
-    except ImportError:  # pragma: no cover - prefect is a dependency
-        return
-    try:
-        get_run_logger().info(line)
+        return get_run_logger()
     except MissingContextError:
-        return
+        return None

@@ -29,14 +29,16 @@ Spawn = Callable[..., subprocess.Popen[bytes]]
 Kill = Callable[[subprocess.Popen[bytes]], None]
 
 
-def refuse_paths(changes: Changes, scratch: Path, *, workflows_allowed: bool, sequence_rel: str | None) -> None:
-    """Refuse a patch that touches what an agent may not (see the module docstring)."""
+def refuse_paths(changes: Changes, scratch: Path, *, workflows_allowed: bool, sequence_rel: str | None,
+                 declared: tuple[str, ...] = ()) -> None:
+    """Refuse a patch that touches what an agent may not (see the module docstring). A declared
+    output is the step's contract, so it may live under `.codex/` (e.g. `.codex/logs/notes.md`)."""
     why: list[str] = []
     for rel in changes.paths:
         parts = PurePosixPath(rel).parts
         if ".git" in parts:
             why.append(f"{rel}: inside .git")
-        elif parts and parts[0] == ".codex":
+        elif parts and parts[0] == ".codex" and (rel not in declared or (len(parts) > 1 and parts[1] == "runs")):
             why.append(f"{rel}: inside .codex/ (the run folders)")
         elif rel.startswith("..") or PurePosixPath(rel).is_absolute():
             why.append(f"{rel}: outside the workspace")

@@ -24,11 +24,11 @@ _SIMPLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def render_description(text: str, values: dict[str, Any]) -> str:
     """Placeholders rendered; prose braces that name no parameter are left as written."""
-    from codex_tasks.render.templating import RenderError, render_string
+    from codex_tasks.render.templating import render_string
 
     try:
         return render_string(text, values)
-    except (RenderError, Exception):  # noqa: BLE001 - prose is not a template: fall back to `{name}` only
+    except Exception:  # noqa: BLE001 - prose is not a template (stray braces): render `{name}` only
         return _SIMPLE.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
 
 

@@ -76,14 +76,20 @@ class Scratch:
     root: Path
     left_out: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)  # earlier outputs copied in although git-ignored
+    seconds: float = 0.0  # how long making it took (the step summary's `timings`)
 
 
 def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if src.is_symlink():
         os.symlink(os.readlink(src), dst)
-    else:
-        shutil.copy2(src, dst)
+        return
+    # Content and the executable bit are all git (and so the patch) sees: no copystat/xattrs,
+    # which cost as much as the copy itself.
+    shutil.copyfile(src, dst)
+    mode = src.stat().st_mode
+    if mode & 0o111:
+        os.chmod(dst, mode & 0o777)
 
 
 def make_scratch(ws: Path, root: Path, *, extra_files: list[str] = ()) -> Scratch:  # type: ignore[assignment]

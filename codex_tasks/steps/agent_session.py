@@ -19,14 +19,17 @@ def _tail(path: Path, n: int = 3000) -> str:
 
 
 def _emitter(ctx: StepContext, agent: str) -> Any:
-    from codex_tasks.steps.agent_codex import prefect_log
+    from codex_tasks.steps.agent_codex import prefect_logger
+
+    logger = prefect_logger()
 
     def emit(kind: str, fields: dict[str, Any]) -> None:
         ctx.events.emit("agent", step_id=ctx.step_id, agent=agent, kind=kind, **fields)
         line = _line(kind, fields)
         if line:
-            ctx.log(line, event=False)
-            prefect_log(f"[{ctx.step_id}] {line}")
+            ctx.log(line)  # a `log` event too: the TUI's log pane shows it as it happens
+            if logger is not None:
+                logger.info(line)
 
     return emit
 
@@ -130,15 +133,30 @@ def carry_out(cfg: With, ctx: StepContext, scratch: Scratch, prompt: str, prompt
     from codex_tasks.steps.agent_gate import count_tests
 
     gate_kw = _gate_kw(cfg, ctx, scratch.root, env)
+    import time
+
+    clock = time.perf_counter()
+    timings = {"scratch": scratch.seconds}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
     before = count_tests(scratch.root, _gate_dir(ctx), **gate_kw) if cfg.test_args is not None else 0
+    lap("tests_before")
     if cfg.is_codex:
         summary = run_codex_agent(cfg, ctx, scratch.root, prompt, env, declared)
     else:
         summary = run_generic_agent(cfg, ctx, scratch.root, prompt, prompt_file, env)
+    lap("agent")
+    summary["timings"] = timings  # filled in as the step goes on
     summary["left_out"] = scratch.left_out
     from codex_tasks.steps.agent_scratch import collect_changes
 
     changes = collect_changes(scratch.root, force_add=declared)
+    lap("collect")
     summary["changed_files"] = changes.paths
     outputs = [str(prompt_file)]
     if not changes.paths:
@@ -152,8 +170,11 @@ def carry_out(cfg: With, ctx: StepContext, scratch: Scratch, prompt: str, prompt
     if missing:
         raise StepFailed(f"declared output missing: {missing[0]}", context="the agent did not write "
                          + ", ".join(missing))
-    _gate(cfg, ctx, scratch.root, changes, sequence_rel, before, gate_kw, summary)
-    return _bring_back(cfg, ctx, scratch.root, changes, declared, summary, outputs)
+    _gate(cfg, ctx, scratch.root, changes, sequence_rel, before, gate_kw, summary, declared)
+    lap("gates")
+    result = _bring_back(cfg, ctx, scratch.root, changes, declared, summary, outputs)
+    lap("apply")
+    return result
 
 
 def _gate_dir(ctx: StepContext) -> Path:
@@ -172,11 +193,11 @@ def _gate_kw(cfg: With, ctx: StepContext, scratch: Path, env: dict[str, str]) ->
 
 
 def _gate(cfg: With, ctx: StepContext, scratch: Path, changes: Changes, sequence_rel: str | None, before: int,
-          gate_kw: dict[str, Any], summary: dict[str, Any]) -> None:
+          gate_kw: dict[str, Any], summary: dict[str, Any], declared: list[str]) -> None:
     from codex_tasks.steps.agent_gate import refuse_paths, run_test_gate, scan_changes
 
     refuse_paths(changes, scratch, workflows_allowed=ctx.params.get("forbid_github_workflows") is False,
-                 sequence_rel=sequence_rel)
+                 sequence_rel=sequence_rel, declared=tuple(declared))
     if cfg.scan:
         scan_changes(changes, scratch, ctx.step_dir)
     if cfg.test_args is not None:

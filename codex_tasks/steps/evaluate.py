@@ -22,12 +22,12 @@ class With(WithModel):
         None, description="The tokenizer folder, to check it fits the model (default: none checked)."
     )
     split: Literal["eval", "train"] = Field("eval", description="Which token file to evaluate on.")
-    block_size: int | None = Field(None, ge=8, description="Tokens per sequence (default: the data's `block_size`).")
-    batch_size: int = Field(16, ge=1, description="Sequences per batch.")
-    max_batches: int | None = Field(None, ge=1, description="Stop after this many batches (default: the whole split).")
+    block_size: int | None = Field(None, ge=8, le=65_536, description="Tokens per sequence (default: the data's `block_size`).")
+    batch_size: int = Field(16, ge=1, le=65_536, description="Sequences per batch.")
+    max_batches: int | None = Field(None, ge=1, le=1_000_000_000, description="Stop after this many batches (default: the whole split).")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="`fp32`, or `bf16` autocast.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto` picks CUDA when available.")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch (default: torch's choice).")
 
 
 def deps(cfg: With, ctx: StepContext) -> list[str]:

@@ -248,3 +248,63 @@ def test_secret_files_stay_out_of_the_copy_and_secret_params_out_of_the_env(make
         clear_values()
     seen = (ws / "seen.txt").read_text()
     assert "creds.py" not in seen and seen.endswith("absent")
+
+
+def write_cmd(*files: str) -> list[str]:
+    """A generic agent (inline) that writes each FILE (creating folders)."""
+    body = "; ".join(f"p = pathlib.Path({f!r}); p.parent.mkdir(parents=True, exist_ok=True); p.write_text('x\\n')"
+                     for f in files)
+    return [sys.executable, "-c", f"import pathlib; {body}"]
+
+
+def test_a_declared_output_under_codex_comes_back_other_codex_writes_are_refused(make_ctx, ws):
+    ctx = make_ctx(workspace=ws, description="x", declared_outputs=[".codex/logs/notes.md"])
+    agent.run(agent.With(command=write_cmd(".codex/logs/notes.md"), test_args=None), ctx)
+    assert (ws / ".codex" / "logs" / "notes.md").read_text() == "x\n"
+    ctx = make_ctx(step_id="s2", workspace=ws, description="x")
+    with pytest.raises(StepFailed, match=r"inside \.codex/"):
+        agent.run(agent.With(command=write_cmd(".codex/other.txt"), test_args=None), ctx)
+    assert not (ws / ".codex" / "other.txt").exists()
+
+
+def test_the_running_sequence_file_may_not_be_edited(make_ctx, ws):
+    (ws / "seq.yaml").write_text("title: t\n")
+    ctx = make_ctx(workspace=ws, description="x")
+    (ctx.run_dir / "state.json").write_text(json.dumps({"sequence_file": str(ws / "seq.yaml")}))
+    with pytest.raises(StepFailed, match="the running sequence file"):
+        agent.run(agent.With(command=write_cmd("seq.yaml"), test_args=None), ctx)
+    assert (ws / "seq.yaml").read_text() == "title: t\n"
+
+
+def test_earlier_outputs_are_copied_in_even_when_git_ignored(make_ctx, ws):
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    (ws / ".gitignore").write_text("build/\n")
+    (ws / "build").mkdir()
+    (ws / "build" / "data.json").write_text("{}")
+    for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-qm", "i"]):
+        subprocess.run(cmd, cwd=ws, check=True, env={**__import__("os").environ, **env})
+    ctx = make_ctx(workspace=ws, description="x")
+    (ctx.run_dir / "plan.json").write_text(json.dumps({"steps": [{"id": "build"}, {"id": "s1"}]}))
+    ctx.outputs_of = lambda sid: [{"path": "build/data.json"}] if sid == "build" else []
+    script = "import os, pathlib; pathlib.Path('seen.txt').write_text(str(os.path.exists('build/data.json')))"
+    agent.run(agent.With(command=[sys.executable, "-c", script], test_args=None), ctx)
+    assert (ws / "seen.txt").read_text() == "True"
+    assert "`build/data.json`" in (ctx.step_dir / "prompt.md").read_text()
+
+
+def test_a_generic_agent_that_misses_its_declared_output_fails(make_ctx, ws):
+    ctx = make_ctx(workspace=ws, description="x", declared_outputs=["report.md"])
+    with pytest.raises(StepFailed, match="declared output missing: report.md"):
+        agent.run(agent.With(command=write_cmd("other.md"), test_args=None), ctx)
+    assert not (ws / "other.md").exists()
+
+
+def test_sandbox_required_refuses_without_bubblewrap(make_ctx, ws, monkeypatch):
+    from codex_tasks.core import process
+    from codex_tasks.errors import AgentUnavailable
+
+    monkeypatch.setattr(process, "sandbox_unavailable_reason", lambda: "bubblewrap is not installed")
+    with pytest.raises(AgentUnavailable, match="only inside a sandbox") as exc:
+        agent.preflight(agent.With(command=write_cmd("a.txt")))
+    assert "--unsandboxed-agents" in (exc.value.hint or "")
+    agent.preflight(agent.With(command=write_cmd("a.txt"), sandbox_required=False))  # the explicit opt-out

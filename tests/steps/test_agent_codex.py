@@ -45,3 +45,84 @@ def test_model_error_fails_the_step_with_its_message(codex, model_server, make_c
     ctx = make_ctx(description="anything")
     with pytest.raises(StepFailed, match="the scripted model refuses this task"):
         agent.run(agent.With(test_args=None), ctx)
+
+
+def test_a_token_budget_over_spent_fails_without_applying(codex, model_server, make_ctx):
+    model_server.add_turns([exec_command("echo x > spent.txt")], [message("done")])
+    ctx = make_ctx(description="spend tokens")
+    with pytest.raises(StepFailed, match="over its budget max_tokens=100"):
+        agent.run(agent.With(test_args=None, max_tokens=100), ctx)
+    assert not (ctx.workspace / "spent.txt").exists()
+
+
+def test_a_timeout_leaves_no_process_behind(codex, model_server, make_ctx):
+    import uuid
+
+    from codex_tasks.core.process import processes_with_env
+    from codex_tasks.errors import StepTimeout
+
+    tag = uuid.uuid4().hex
+    model_server.add_turns([exec_command("echo started > started.txt; sleep 120")], [message("done")])
+    ctx = make_ctx(description="hang", env={"CODEX_TASKS_TEST_TAG": tag})
+    with pytest.raises(StepTimeout, match="timeout of 8 s"):
+        agent.run(agent.With(test_args=None, timeout=8), ctx)
+    assert processes_with_env("CODEX_TASKS_TEST_TAG", tag) == []
+
+
+def test_read_only_sandbox_final_message_is_the_declared_report(codex, model_server, make_ctx):
+    model_server.add_turns([message("# Review\nAll good.")])
+    ctx = make_ctx(description="Review the code", declared_outputs=["review.md"])
+    agent.run(agent.With(test_args=None, sandbox="read-only"), ctx)
+    assert (ctx.workspace / "review.md").read_text().startswith("# Review")
+
+
+def test_an_agent_that_changes_nothing_fails_when_outputs_are_declared(codex, model_server, make_ctx):
+    model_server.add_turns([message("I did nothing.")])
+    ctx = make_ctx(description="Write out.txt", declared_outputs=["out.txt"])
+    with pytest.raises(StepFailed, match="changed nothing"):
+        agent.run(agent.With(test_args=None), ctx)
+
+
+def test_codex_argv_passes_with_fields():
+    from codex_tasks.steps.agent_codex import CodexOptions, codex_argv
+
+    argv = codex_argv(CodexOptions(bin="codex", model="m", profile="p", oss=True, local_provider="ollama",
+                                   config={"model_reasoning_effort": "low", "a.b": 3}), __import__("pathlib").Path("/w"),
+                      None)
+    assert argv[:4] == ["codex", "exec", "--json", "--ephemeral"] and argv[-1] == "-"
+    joined = " ".join(argv)
+    assert "-m m -p p --oss --local-provider ollama" in joined
+    assert 'model_reasoning_effort="low"' in joined and "a.b=3" in joined
+    assert "sandbox_workspace_write.network_access=false" in joined
+
+
+def test_missing_binary_names_the_install_command(monkeypatch, tmp_path):
+    from codex_tasks.errors import AgentUnavailable
+    from codex_tasks.steps import agent_codex
+
+    monkeypatch.delenv("CODEX_TASKS_CODEX_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(agent_codex, "PROJECT_BIN", tmp_path / "absent")
+    with pytest.raises(AgentUnavailable) as exc:
+        agent_codex.resolve_codex_bin()
+    assert exc.value.exit_code == 2 and "make install" in (exc.value.hint or "")
+
+
+def test_install_script_pins_the_same_version():
+    from codex_tasks.steps.agent_codex import CODEX_PIN, PROJECT_BIN
+
+    script = (PROJECT_BIN.parents[3] / "scripts" / "install.sh").read_text()
+    assert f"CODEX_VERSION={CODEX_PIN}\n" in script
+
+
+def test_doctor_checks_report_the_binary_the_sandbox_and_a_tmp_codex_home(monkeypatch, codex_bin):
+    from codex_tasks.steps.agent_codex import CODEX_PIN
+    from codex_tasks.steps.agent_doctor import agent_checks
+
+    monkeypatch.setenv("CODEX_TASKS_CODEX_BIN", str(codex_bin))
+    monkeypatch.setenv("CODEX_HOME", "/tmp/somewhere")
+    checks = {c.name: c for c in agent_checks()}
+    assert checks["codex"].ok and CODEX_PIN in checks["codex"].detail
+    assert not checks["CODEX_HOME"].ok and "/tmp" in checks["CODEX_HOME"].hint
+    monkeypatch.setenv("CODEX_HOME", str(codex_bin.parent))
+    assert {c.name: c for c in agent_checks()}["CODEX_HOME"].ok
