@@ -13,6 +13,7 @@ from codex_tasks.orchestrate.execute import RunContext
 from codex_tasks.orchestrate.plan import Plan
 from codex_tasks.orchestrate.prepare import prepare_run
 from codex_tasks.runs.cache import CacheIndex
+from codex_tasks.runs.report import mermaid_graph
 from codex_tasks.runs.rundir import RunDir
 
 
@@ -59,8 +60,6 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
         return json.dumps({"title": plan.title, "steps": rows, "warnings": warnings,
                            "series": loaded.spec.series}, indent=2)
     if fmt == "mermaid":
-        from codex_tasks.runs.report import mermaid_graph
-
         return mermaid_graph(plan, {r["id"]: r["action"] for r in rows})
     if fmt == "dot":
         return _dot(plan, rows)

@@ -21,12 +21,15 @@ from codex_tasks.core import redact as redaction
 from codex_tasks.core.files import write_json_atomic, write_text_atomic
 from codex_tasks.core.names import slug
 from codex_tasks.errors import CodexTasksError
+from codex_tasks.orchestrate.bindings import output_warnings
 from codex_tasks.orchestrate.execute import RunContext, execute_step
 from codex_tasks.orchestrate.options import RunOptions
+from codex_tasks.orchestrate.planview import predict
 from codex_tasks.orchestrate.prepare import PreparedRun, prepare_options
 from codex_tasks.render.params import hidden_params, param_env, secret_marker, secret_values
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.events import now_iso
+from codex_tasks.runs.report import write_report, write_summary
 from codex_tasks.runs.rundir import RunDir, codex_dir
 
 
@@ -107,8 +110,6 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         rd.events.listeners.append(opts.on_event)
     if opts.on_started:
         opts.on_started(rd)
-    from codex_tasks.orchestrate.bindings import output_warnings
-
     for warning in output_warnings(plan):
         rd.events.emit("log", line=f"warning: {warning}")
 
@@ -211,8 +212,6 @@ def _nothing_to_execute(run: RunContext, opts: RunOptions) -> bool:
     no Prefect flow engine at all (see prefect_rest)."""
     if run.resuming or run.force is not None or opts.runner != "local" or run.agent_command or run.repair_agent:
         return False
-    from codex_tasks.orchestrate.planview import predict
-
     try:
         rows = predict(run.plan, run.workspace)
     except OSError:
@@ -292,8 +291,6 @@ def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -
 
 
 def _close_run(run: RunContext, status: str, start: float) -> None:
-    from codex_tasks.runs.report import write_report, write_summary
-
     rd = run.rundir
     # steps never reached (a crash or an interrupt) are recorded as not run
     for step in run.plan.steps():
