@@ -424,6 +424,8 @@ def cmd_errors(args: argparse.Namespace, _: dict[str, Any]) -> int:
     else:
         for r in records:
             print(str(r.get("rendered", "")).rstrip())
+            if r.get("answer"):
+                print("\n**Answer**\n" + str(r["answer"]).rstrip())
             print()
     return 0
 

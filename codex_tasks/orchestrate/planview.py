@@ -80,7 +80,7 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
         from codex_tasks.errors import SpecErrors
 
         raise SpecErrors(output_errors(plan))
-    warnings = output_warnings(plan)
+    warnings = loaded.warnings + output_warnings(plan)
     rows = predict(plan, ws)
     if fmt == "json":
         for r in rows:
@@ -93,7 +93,7 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
         return mermaid_graph(plan, {r["id"]: r["action"] for r in rows})
     if fmt == "dot":
         return _dot(plan, rows)
-    out = [f"{plan.title}"]
+    out = [f"{plan.title}" + (f"  ({loaded.shape.replace('_', ' ')} shape)" if loaded.shape != "dialect" else "")]
     by_id = {r["id"]: r for r in rows}
     for phase in plan.phases:
         out.append(f"== {phase.id}: {phase.name}")

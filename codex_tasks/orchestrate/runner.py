@@ -105,6 +105,10 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
         previous = _find_resumable(workspace, file, opts.resume)
         run_id = previous.run_id
         stored = previous.state.get("params", {})
+        # a resumed --only / --from run resumes that selection, unless the resume names its own
+        before = previous.state.get("options") or {}
+        if opts.only is None and opts.from_step is None:
+            opts.only, opts.from_step = before.get("only"), before.get("from")
     else:
         run_id = new_run_id()
     run_dir = runs_root(workspace) / run_id
@@ -174,7 +178,7 @@ def run_sequence(opts: RunOptions) -> RunResult:
         opts.on_started(rd)
     from codex_tasks.orchestrate.bindings import output_warnings
 
-    for warning in output_warnings(plan):
+    for warning in loaded.warnings + output_warnings(plan):
         rd.events.emit("log", line=f"warning: {warning}")
 
     run = RunContext(
@@ -194,6 +198,10 @@ def run_sequence(opts: RunOptions) -> RunResult:
         cache=CacheIndex(workspace),
         cancel_event=opts.cancel_event or threading.Event(),
     )
+    if loaded.shape == "root_wrapper" and not dry_run:
+        from codex_tasks.orchestrate.layouts import root_wrapper_sinks
+
+        root_wrapper_sinks(run)
     if previous is not None:
         rd.events.emit("run.resumed", attempt=attempt, title=spec.title)
     else:

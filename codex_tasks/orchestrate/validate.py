@@ -38,6 +38,6 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
     if strict and output_errors(plan):
         return output_errors(plan), ""
     if warnings is not None:
-        warnings.extend(output_warnings(plan))
+        warnings.extend(loaded.warnings + output_warnings(plan))
     n_steps = sum(len(p.steps) for p in loaded.spec.phases)
     return [], f"{len(loaded.spec.phases)} phases, {n_steps} steps"

@@ -45,6 +45,8 @@ class LoadedSequence:
     origin: Origin
     step_origins: dict[str, Origin] = field(default_factory=dict)
     phase_origins: dict[str, Origin] = field(default_factory=dict)
+    shape: str = "dialect"  # or a legacy front-end's shape: root_wrapper, atomic_patch, roadmap
+    warnings: list[str] = field(default_factory=list)  # FILE:LINE:COL: keys kept but not used, ...
 
     def step(self, step_id: str) -> Step:
         for _, s in self.spec.steps():
@@ -197,13 +199,21 @@ def load_sequence(file: str | Path, *, _seen: tuple[Path, ...] = ()) -> LoadedSe
     """Load, validate and check references; raise `SpecErrors` listing every problem found."""
     path = Path(file)
     text, data, pos = read_sequence_file(path)
+    from codex_tasks.sequence.shapes import convert
+
+    original = pos
+    converted = convert(data, pos)
+    data, pos = converted.data, converted.positions
     origin = Origin(str(file), pos, ())
     try:
         spec = Sequence.model_validate(data)
     except ValidationError as exc:
         raise SpecErrors(pydantic_errors(exc, Sequence, origin, data)) from None
 
-    loaded = LoadedSequence(spec=spec, file=path, text=text, origin=origin)
+    loaded = LoadedSequence(spec=spec, file=path, text=text, origin=origin, shape=converted.shape)
+    for where, message in converted.warnings:
+        line, col = locate(original, where, key=True)
+        loaded.warnings.append(f"{file}:{line}:{col}: {message}")
     errors: list[SpecError] = []
     for pi, phase in enumerate(spec.phases):
         loaded.phase_origins.setdefault(phase.key, Origin(str(file), pos, ("phases", pi)))

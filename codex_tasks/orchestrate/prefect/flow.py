@@ -81,10 +81,17 @@ class PhaseScheduler:
             if self.run.cancel_event.is_set() or self.stop.get("stopped"):
                 for step in pending:
                     why = "run interrupted" if self.run.cancel_event.is_set() else f"an earlier step failed ({self.stop['by']})"
-                    record_not_run(step, self.run, why)
+                    if step.skip:
+                        execute_step(step, self.run)
+                    else:
+                        record_not_run(step, self.run, why)
                 pending = []
             ready: list[PlannedStep] = []
             for step in list(pending):
+                if step.skip:  # not selected (--only, --from, when): skipped, whatever failed before it
+                    pending.remove(step)
+                    execute_step(step, self.run)
+                    continue
                 states = {n: self.status(n) for n in step.needs}
                 if any(s in ("failed", "not_run") for s in states.values()):
                     bad = next(n for n, s in states.items() if s in ("failed", "not_run"))
