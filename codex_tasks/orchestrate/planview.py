@@ -72,7 +72,11 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
     loaded = load_sequence(resolve_file(file))
     ws = Path(workspace or os.getcwd()).resolve()
     builtins = {"run_id": "plan", "run_dir": str(ws / ".codex/runs/plan"), "workspace": str(ws), "timestamp": now_iso()}
-    values = resolve_params(loaded.spec, parse_cli_params(params), builtins)
+    cli = parse_cli_params(params)
+    values = resolve_params(loaded.spec, cli, builtins)
+    from codex_tasks.orchestrate.legacy_params import apply_aliases, related_warnings
+
+    notes = apply_aliases(loaded, values, cli)
     plan = build_plan(loaded, values, only=only, from_step=from_step, bind=bind)
     from codex_tasks.orchestrate.bindings import output_errors, output_warnings
 
@@ -80,7 +84,7 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
         from codex_tasks.errors import SpecErrors
 
         raise SpecErrors(output_errors(plan))
-    warnings = loaded.warnings + output_warnings(plan)
+    warnings = loaded.warnings + related_warnings(loaded) + output_warnings(plan)
     rows = predict(plan, ws)
     if fmt == "json":
         for r in rows:
@@ -113,6 +117,7 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
         counts[r["action"]] = counts.get(r["action"], 0) + 1
     for s in loaded.spec.series:
         out.append("series: " + json.dumps(s, default=str))
+    out += [f"note: {n}" for n in notes]
     out += [f"warning: {w}" for w in warnings]
     out.append("would: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return "\n".join(out)

@@ -115,6 +115,9 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
     builtins = {"run_id": run_id, "run_dir": str(run_dir), "workspace": str(workspace),
                 "timestamp": now_iso()}
     values = resolve_params(loaded.spec, cli, builtins, stored=stored)
+    from codex_tasks.orchestrate.legacy_params import apply_aliases
+
+    apply_aliases(loaded, values, cli)
     plan = build_plan(loaded, values, only=opts.only, from_step=opts.from_step, bind=opts.bind)
     if opts.strict:
         from codex_tasks.orchestrate.bindings import output_errors
@@ -177,8 +180,9 @@ def run_sequence(opts: RunOptions) -> RunResult:
     if opts.on_started:
         opts.on_started(rd)
     from codex_tasks.orchestrate.bindings import output_warnings
+    from codex_tasks.orchestrate.legacy_params import related_warnings
 
-    for warning in loaded.warnings + output_warnings(plan):
+    for warning in loaded.warnings + related_warnings(loaded) + output_warnings(plan):
         rd.events.emit("log", line=f"warning: {warning}")
 
     run = RunContext(

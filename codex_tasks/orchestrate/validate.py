@@ -29,7 +29,11 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
         return errors, ""
     builtins = {"run_id": "validate", "run_dir": ".codex/runs/validate", "workspace": ".", "timestamp": "now"}
     try:
-        values = resolve_params(loaded.spec, parse_cli_params(params or []), builtins, environ={})
+        cli = parse_cli_params(params or [])
+        values = resolve_params(loaded.spec, cli, builtins, environ={})
+        from codex_tasks.orchestrate.legacy_params import apply_aliases, related_warnings
+
+        apply_aliases(loaded, values, cli)
         plan = build_plan(loaded, values, bind=bind)
     except SpecErrors as exc:
         return exc.errors, ""
@@ -38,6 +42,6 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
     if strict and output_errors(plan):
         return output_errors(plan), ""
     if warnings is not None:
-        warnings.extend(loaded.warnings + output_warnings(plan))
+        warnings.extend(loaded.warnings + related_warnings(loaded) + output_warnings(plan))
     n_steps = sum(len(p.steps) for p in loaded.spec.phases)
     return [], f"{len(loaded.spec.phases)} phases, {n_steps} steps"

@@ -10,9 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from tests.orchestrate.test_runner import _api, _flow_run, _task_runs
-
 from tests.conftest import CODEX, run_cli
+from tests.orchestrate.test_runner import _api, _flow_run, _task_runs
 
 
 def _latest(ws: Path) -> tuple[Path, dict]:

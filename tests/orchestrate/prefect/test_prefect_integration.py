@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.orchestrate.test_runner import _api, _flow_run, _task_runs
 
 from tests.conftest import CODEX, ROOT, run_cli
+from tests.orchestrate.test_runner import _api, _flow_run, _task_runs
 
 ARTIFACTS = ROOT / "test-artifacts"
 
