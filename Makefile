@@ -10,7 +10,15 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test test-fast lint docs image clean
 
-install: $(STAMP)
+CODEX_BIN := .tools/node_modules/.bin/codex
+
+install: $(STAMP) $(CODEX_BIN)
+
+# The Codex CLI (pinned in scripts/install.sh) from the npm registry, into .tools/ (git-ignored).
+# Without npm the script says how to get it and the target stays missing (agent tests then fail
+# under CI=1, skip otherwise).
+$(CODEX_BIN): scripts/install.sh
+	scripts/install.sh --codex-only
 
 # scripts/install.sh is the one install recipe (the Dockerfile runs it too).
 $(STAMP): pyproject.toml constraints.txt scripts/install.sh

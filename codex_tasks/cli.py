@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--runner", default="local", help="local, dask, or dask=tcp://HOST:PORT")
         sp.add_argument("--strict", action="store_true", help="manual (description-only) steps fail")
         sp.add_argument("--workspace", "-w", metavar="DIR", help="where paths resolve and .codex/ lives (cwd)")
-        sp.add_argument("--agent", metavar="CMD", help="hand description-only steps to this coding-agent command")
+        sp.add_argument("--agent", metavar="AGENT",
+                        help="hand description-only steps to a coding agent: `codex` (the Codex CLI) or any command")
+        sp.add_argument("--unsandboxed-agents", action="store_true",
+                        help="let agents run where no sandbox (bubblewrap) is available")
         sp.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
         sp.add_argument("--no-bind", action="store_true", help="no bindings from declared outputs to kinds")
         sp.epilog = "--resume[=RUN] continues a failed or killed run; --force[=IDS] reruns cached steps."
@@ -79,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("mlflow", help="the MLflow UI on this workspace's store (foreground)")
     sp.add_argument("--workspace", "-w", metavar="DIR")
-    sp.add_argument("--port", type=int, default=0, help="default: a free port")
+    sp.add_argument("--port", type=int, default=0, help="default: the first free port from 5000")
 
     sp = sub.add_parser("validate", help="check sequence files (exit 0, or 2 with FILE:LINE:COL errors)")
     sp.add_argument("files", nargs="+")
@@ -202,6 +205,7 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
         dry_run=args.dry_run, resume=optional.get("--resume"), force=force,
         max_parallel=args.max_parallel, runner=args.runner, strict=args.strict,
         workspace=args.workspace, agent=args.agent, quiet=args.quiet, bind=not args.no_bind,
+        unsandboxed_agents=args.unsandboxed_agents,
     )
     if args.tui:
         from codex_tasks.tui import run_with_tui
@@ -282,6 +286,11 @@ class _LivePrinter:
             print(f"      {ev['line']}", flush=True)  # a dry run shows each step's rendered commands
         elif t == "phase.started":
             print(f"== {ev.get('phase_id')}: {ev.get('name')}", flush=True)
+        elif t == "agent" and ev.get("kind") == "command":
+            print(f"    {ev.get('step_id')} $ {ev.get('command')}  (exit {ev.get('exit_code')})", flush=True)
+        elif t == "agent" and ev.get("kind") == "prompt":
+            print(f"--- prompt for {ev.get('step_id')} ({ev.get('agent')}) ---\n{ev.get('text', '').rstrip()}\n---",
+                  flush=True)
         elif t in self.MARKS:
             extra = ev.get("error") or ev.get("note") or ""
             dur = f" ({ev['duration']:.2f}s)" if isinstance(ev.get("duration"), int | float) and t == "step.succeeded" else ""

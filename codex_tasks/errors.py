@@ -80,6 +80,10 @@ class ServerError(CodexTasksError):
     """The local Prefect server could not be started or reached."""
 
 
+class AgentUnavailable(CodexTasksError):
+    """The coding agent (e.g. the Codex CLI) or the sandbox it must run in is missing."""
+
+
 class SandboxUnavailable(CodexTasksError):
     """A child must run sandboxed (bubblewrap) and this machine can't sandbox it."""
 

@@ -57,6 +57,9 @@ def pytest_configure(config: pytest.Config) -> None:
         home = tempfile.mkdtemp(prefix="codex-tasks-test-home-")
         os.environ["CODEX_TASKS_HOME"] = home
         config._codex_home = home  # type: ignore[attr-defined]
+    # matplotlib (report charts) keeps its font cache here, not in the user's ~/.config
+    home_dir = os.environ.get("CODEX_TASKS_HOME") or tempfile.mkdtemp(prefix="codex-tasks-test-")
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(home_dir, "matplotlib"))
     os.environ.pop("PREFECT_API_URL", None)
 
 
@@ -92,3 +95,46 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# --- the real Codex CLI against a scripted model server (tests/fixtures/model_server.py) ---
+
+CODEX_PROJECT_BIN = ROOT / ".tools" / "node_modules" / ".bin" / "codex"
+
+
+@pytest.fixture
+def codex_bin() -> Path:
+    """The project's copy of the Codex CLI (`make install`). Missing: a skip, a failure under CI=1."""
+    if not CODEX_PROJECT_BIN.exists():
+        msg = f"the Codex CLI is not installed at {CODEX_PROJECT_BIN}: run `scripts/install.sh --codex-only`"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return CODEX_PROJECT_BIN
+
+
+@pytest.fixture
+def model_server():
+    """A scripted model server on 127.0.0.1; add turns with `model_server.add_turns(...)`."""
+    from fixtures.model_server import ModelServer
+
+    server = ModelServer([]).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def codex_home(model_server) -> Path:
+    """A CODEX_HOME pointing at `model_server`, under ~/.cache (Codex's sandbox breaks under /tmp)."""
+    import uuid
+
+    home = Path.home() / ".cache" / "codex-tasks-tests" / uuid.uuid4().hex[:12]
+    model_server.write_codex_home(home)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def codex_env(codex_bin: Path, codex_home: Path) -> dict[str, str]:
+    """Environment for a process that should run the real `codex` against the scripted server."""
+    return {"CODEX_HOME": str(codex_home), "CODEX_TASKS_CODEX_BIN": str(codex_bin)}

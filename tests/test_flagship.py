@@ -52,7 +52,7 @@ def test_flagship_end_to_end_then_cached(tmp_path: Path, prefect_url: str) -> No
 
     # the report, with loss curves
     report = (run_dir / "report.md").read_text()
-    assert "<svg" in report and "train" in report
+    assert "![train: loss](charts/train-loss.png)" in report and (run_dir / "charts" / "train-loss.png").is_file()
     # provenance
     prov = json.loads((run_dir / "steps" / "provenance" / "provenance.json").read_text())
     assert prov["git"]["commit"] and (run_dir / "steps" / "provenance" / "pip_freeze.txt").is_file()

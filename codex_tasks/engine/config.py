@@ -88,6 +88,11 @@ class MlflowSpec(_Strict):
     experiment: str = Field("codex-tasks", min_length=1, description="Experiment name (created if missing).")
     run_name: str | None = Field(None, description="Run name (default: `<run id>-<step id>`).")
     log_model: bool = Field(True, description="Upload the final model folder as an artifact.")
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tags on the MLflow run. The `train` step adds `sequence`, `step_id`, `run_id` and "
+                    "`mlflow.source.git.commit` (where the workspace is a git repository).",
+    )
 
 
 class DistributedSpec(_Strict):

@@ -1,4 +1,8 @@
-"""A background sampler of CPU/RAM (psutil) and GPU utilisation/memory (pynvml, where present)."""
+"""A background sampler of CPU/RAM (psutil) and GPU utilisation/memory (pynvml, where present).
+
+The names are MLflow's own system-metric names (`mlflow.system_metrics`), so that, logged under
+`system/`, they fill MLflow's System metrics tab.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,15 @@ from typing import Any
 
 
 def sample_system() -> dict[str, float]:
-    """One reading: CPU %, RAM used (GB), this process's RSS (GB), and per-GPU figures."""
+    """One reading: CPU %, RAM used (MB and %), this process's RSS (MB), and per-GPU figures."""
     import psutil
 
     vm = psutil.virtual_memory()
     out = {
-        "cpu_percent": psutil.cpu_percent(interval=None),
-        "ram_used_gb": vm.used / 1e9,
-        "ram_percent": vm.percent,
-        "process_rss_gb": psutil.Process().memory_info().rss / 1e9,
+        "cpu_utilization_percentage": psutil.cpu_percent(interval=None),
+        "system_memory_usage_megabytes": vm.used / 1e6,
+        "system_memory_usage_percentage": vm.percent,
+        "process_rss_megabytes": psutil.Process().memory_info().rss / 1e6,
     }
     out.update(_sample_gpus())
     return out
@@ -37,8 +41,9 @@ def _sample_gpus() -> dict[str, float]:
             h = pynvml.nvmlDeviceGetHandleByIndex(i)
             util = pynvml.nvmlDeviceGetUtilizationRates(h)
             mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            out[f"gpu{i}_util_percent"] = float(util.gpu)
-            out[f"gpu{i}_mem_used_gb"] = mem.used / 1e9
+            out[f"gpu_{i}_utilization_percentage"] = float(util.gpu)
+            out[f"gpu_{i}_memory_usage_megabytes"] = mem.used / 1e6
+            out[f"gpu_{i}_memory_usage_percentage"] = 100.0 * mem.used / mem.total if mem.total else 0.0
     finally:
         pynvml.nvmlShutdown()
     return out

@@ -31,6 +31,7 @@ from codex_tasks.engine.data import BlockSampler, TokenData, n_blocks, write_jso
 from codex_tasks.engine.distributed import DistInfo
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.engine.metrics import MetricsLog
+from codex_tasks.engine.tracking import mlflow_key
 from codex_tasks.errors import RunInterrupted, StepFailed
 
 DEFAULT_MAX_STEPS = 200
@@ -364,7 +365,8 @@ class Trainer:
                             "n_params": self.n_params, "n_trainable": self.n_trainable, "device": self.device.type,
                             "world_size": self.dist.world_size},
             }
-            self.tracker.start(s.mlflow.run_name or self.run_name, params, getattr(self, "mlflow_run_id", None))
+            self.tracker.start(s.mlflow.run_name or self.run_name, params, getattr(self, "mlflow_run_id", None),
+                               tags=s.mlflow.tags)
             self.hooks.log(f"MLflow run {self.tracker.run_id} at {self.tracking_uri}")
 
         def report(values: dict[str, float]) -> None:
@@ -383,7 +385,7 @@ class Trainer:
         self.metrics.write(name, value, step=step, split=split)
         self.hooks.metric(name, value, step=step, split=split)
         if self.tracker is not None:
-            self.tracker.metric(f"{split}_{name}", value, step)
+            self.tracker.metric(mlflow_key(split, name), value, step)
 
     def evaluate(self) -> dict[str, float]:
         from codex_tasks.engine.evaluation import evaluate_model

@@ -41,7 +41,8 @@ class RunContext:
     force: set[str] | None = None  # None: nothing forced; empty set: everything
     resuming: bool = False
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # step states of earlier attempts
-    agent_command: str | None = None
+    agent_command: str | None = None  # `run --agent`: `codex` or a command line
+    unsandboxed_agents: bool = False  # `run --unsandboxed-agents`: the user opted out of the sandbox
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cache: CacheIndex | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
@@ -106,6 +107,9 @@ def _context(step: PlannedStep, run: RunContext, attempt: int = 1) -> StepContex
         outputs_of=lambda sid: list(run.rundir.step_state(sid).get("outputs", [])),
         lines=list(step.lines),
         declared_outputs=[p for p, _ in step.outputs if p not in sink_paths(step)],
+        declared_output_notes={p: d for p, d in step.outputs},
+        conditions=list(step.conditions),
+        policy=dict(step.policy),
     )
 
 
@@ -246,7 +250,9 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
         from codex_tasks.steps import agent
 
         module = agent
-        cfg = agent.config_for_command(run.agent_command)
+        cfg = agent.config_for_agent(run.agent_command, unsandboxed=run.unsandboxed_agents)
+    elif step.kind == "agent" and run.unsandboxed_agents:
+        cfg = cfg.model_copy(update={"sandbox_required": False})
     cacheable = cache_mode(step, module) and not run.dry_run
     fp = None
     if cacheable and run.cache is not None:
@@ -293,8 +299,10 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
             from codex_tasks.orchestrate.layouts import run_bound_step
 
             result = run_bound_step(step, run, ctx)
+            check_declared_outputs(ctx, result)
         else:
             result = module.run(cfg, ctx)
+            check_declared_outputs(ctx, result)
         declared = kind_outputs(module, cfg, ctx) + [p for p in result.outputs if p not in ctx.declared_outputs]
         outputs: list[dict[str, Any]] = hash_outputs(list(dict.fromkeys(ctx.declared_outputs + declared)), run) if not run.dry_run else []
     except RunInterrupted as exc:
@@ -318,6 +326,22 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
         run.cache.put(fp, {"step_id": step.id, "kind": step.kind, "run_id": rd.run_id, "created": now_iso(),
                            "outputs": outputs, "summary": result.summary, "step_dir": str(rd.step_dir(step.id))})
     return outcome
+
+
+def check_declared_outputs(ctx: StepContext, result: StepResult) -> None:
+    """Declared outputs are the contract of every step that is carried out (agent or not)."""
+    if ctx.dry_run or result.status == "manual":
+        return
+    # an agent change kept, not applied: its outputs arrive with `codex-tasks apply`
+    deferred = {ctx.resolve(p).resolve() for p in result.summary.get("outputs_deferred", [])}
+    missing = [p for p in ctx.declared_outputs if ctx.resolve(p).resolve() not in deferred
+               and not ctx.resolve(p).exists() and not expand(p, ctx.workspace)]
+    if missing:
+        raise StepFailed(
+            f"declared output missing: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+            context="outputs: " + ", ".join(ctx.declared_outputs),
+            hint="the step must create every path listed under 'outputs'",
+        )
 
 
 def _dry_run(step: PlannedStep, ctx: StepContext) -> StepResult:

@@ -16,6 +16,7 @@ from codex_tasks.errors import SpecError, SpecErrors
 from codex_tasks.render.templating import (
     RenderError,
     evaluate,
+    render_shell_lines,
     render_string,
     render_value,
     truthy,
@@ -209,12 +210,12 @@ def build_plan(
                 policy=dict(step.policy),
             )
             try:
-                for section in ("actions", "commands", "assertions"):
-                    for i, line in enumerate(getattr(step, section)):
-                        try:
-                            ps.lines.append((section, render_string(line, values, shell=True)))
-                        except RenderError as exc:
-                            errors.append(_err(o, exc, section, i))
+                # the step's lines are one script: rendered and quoted together
+                where = [(sec, i) for sec in ("actions", "commands", "assertions") for i in range(len(getattr(step, sec)))]
+                script = [(sec, getattr(step, sec)[i]) for sec, i in where]
+                rendered_lines, line_errors = render_shell_lines(script, values)
+                ps.lines.extend(zip([sec for sec, _ in where], rendered_lines, strict=False))
+                errors.extend(_err(o, exc, *where[k]) for k, exc in line_errors)
                 for i, out in enumerate(step.outputs):
                     try:
                         ps.outputs.append((render_string(out.path, values), out.description or ""))

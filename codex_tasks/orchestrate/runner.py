@@ -45,6 +45,7 @@ class RunOptions:
     strict: bool = False
     workspace: str | None = None
     agent: str | None = None
+    unsandboxed_agents: bool = False
     quiet: bool = False
     bind: bool = True  # bindings from declared outputs to kinds (`--no-bind` turns them off)
     on_event: Callable[[dict[str, Any]], None] | None = None
@@ -125,7 +126,22 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
         problems = output_errors(plan)
         if problems:
             raise SpecErrors(problems)
+    if not (opts.dry_run or values.get("dry_run") is True):
+        _agent_preflight(plan, opts)
     return loaded, plan, workspace, run_id, values, previous
+
+
+def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
+    """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
+    from codex_tasks.steps import agent
+
+    steps = [s for s in plan.steps() if not s.skip]
+    if opts.agent and any(s.kind == "manual" for s in steps):
+        agent.preflight(agent.config_for_agent(opts.agent, unsandboxed=opts.unsandboxed_agents))
+    for s in steps:
+        if s.kind == "agent" and s.config is not None:
+            cfg = s.config.model_copy(update={"sandbox_required": False}) if opts.unsandboxed_agents else s.config
+            agent.preflight(cfg)
 
 
 def path_with_interpreter() -> str:
@@ -199,6 +215,7 @@ def run_sequence(opts: RunOptions) -> RunResult:
         resuming=previous is not None,
         previous=prev_steps,
         agent_command=opts.agent,
+        unsandboxed_agents=opts.unsandboxed_agents,
         cache=CacheIndex(workspace),
         cancel_event=opts.cancel_event or threading.Event(),
     )

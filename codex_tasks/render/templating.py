@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from codex_tasks.render.shellquote import ShellLexer, UnsafePlaceholder
+from codex_tasks.render.shellquote import ASSERTION_CLOSE, ASSERTION_OPEN, ShellLexer, UnsafePlaceholder
 
 BUILTINS = ("run_dir", "run_id", "workspace", "timestamp", "step_id", "phase_id")
 
@@ -56,13 +56,73 @@ class RenderError(Exception):
 
 # ---------------------------------------------------------------- shell quoting context
 
+_MARK = re.compile("\x00([0-9]+)\x00")  # a substituted value, before the script is lexed
 
-def shell_escape(value: str, lexer: ShellLexer) -> str:
+
+def shell_escape(value: Any, lexer: ShellLexer) -> str:
     """Escape `value` for the lexer's current position, or raise `RenderError`."""
+    text = format_value(value)
+    if "\x00" in text:
+        raise RenderError("a value contains a NUL byte", hint="remove the NUL byte from the value")
     try:
-        return lexer.escape(value)
+        return lexer.escape(text, value)
     except UnsafePlaceholder as exc:
         raise RenderError(str(exc), hint=exc.hint) from None
+
+
+def _glue(section: str) -> tuple[str, str]:
+    """The text around a line in a shell step's script (assertions are wrapped in `if ! { }`)."""
+    return (ASSERTION_OPEN, ASSERTION_CLOSE) if section == "assertions" else ("", "\n")
+
+
+def render_shell_lines(lines: Sequence[tuple[str, str]], values: Mapping[str, Any]
+                       ) -> tuple[list[str], list[tuple[int, RenderError]]]:
+    """Render a step's `(section, line)`s as ONE script: (rendered lines, [(index, error)]).
+
+    Each line is rendered with its values replaced by marks; then the script those lines make is
+    lexed from the start, so a quote, here-document or `$(` that one line opens and a later line
+    closes is the context a value really lands in, and each value is escaped for it."""
+    marks: list[Any] = []
+    marked: list[str] = []
+    errors: list[tuple[int, RenderError]] = []
+    for i, (_, line) in enumerate(lines):
+        try:
+            if "\x00" in line:
+                raise RenderError("a NUL byte in a shell line", hint="remove it from the sequence file")
+            marked.append(_render_marked(line, values, marks))
+        except RenderError as exc:
+            errors.append((i, exc))
+            marked.append("")
+    if errors:
+        return [], errors
+    lexer = ShellLexer()
+    out: list[str] = []
+    used = 0
+    for i, text in enumerate(marked):
+        before, after = _glue(lines[i][0])
+        lexer.feed(before)
+        pieces: list[str] = []
+        pos = 0
+        for m in _MARK.finditer(text):
+            lit = text[pos: m.start()]
+            lexer.feed(lit)
+            if lexer.ends_with_bare_dollar():
+                lit = lit[:-1] + "\\$"  # keep the '$' literal: `$'...'` would decode escapes
+            pieces.append(lit)
+            used += 1
+            try:
+                pieces.append(shell_escape(marks[int(m.group(1))], lexer))
+            except RenderError as exc:
+                errors.append((i, exc))
+            pos = m.end()
+        lexer.feed(text[pos:])
+        pieces.append(text[pos:])
+        lexer.feed(after)
+        out.append("".join(pieces))
+    if used != len(marks) and not errors:
+        errors.append((0, RenderError("a {% %} block changed a substituted value before it could be quoted",
+                                      hint="apply filters inside {{ }} instead")))
+    return out, errors
 
 
 # ---------------------------------------------------------------- templates
@@ -118,61 +178,22 @@ def has_placeholders(text: str) -> bool:
     return any(kind != "lit" for kind, _ in _segments(text))
 
 
-def _compile(text: str, shell: bool) -> tuple[str, list[str], list[str], list[ShellLexer]]:
-    """Jinja source for `text`, its literal pieces, and the legacy names it uses.
-
-    In shell lines each placeholder becomes `__q(value, k)`, where k is a snapshot of the quoting
-    context at that position (`__lexers[k]`)."""
+def _compile(text: str) -> tuple[str, list[str]]:
+    """Jinja source for `text` and its literal pieces (`__lit[i]`, kept verbatim); each placeholder
+    becomes `__q(value)`."""
     parts: list[str] = []
     lits: list[str] = []
-    legacy: list[str] = []
-    pieces, lexers = _pieces(text, shell, lits)
-    for kind, src in pieces:
+    for kind, src in _segments(text):
         if kind == "lit":
-            parts.append("{{ __lit[" + src + "] }}")
+            lits.append(src)
+            parts.append("{{ __lit[" + str(len(lits) - 1) + "] }}")
         elif kind == "stmt":
             parts.append(src)
+        elif kind == "legacy":
+            parts.append("{{ __q(__p(" + json.dumps(src) + ")) }}")
         else:
-            expr, ctx = src.split("\0")
-            if kind == "legacy":
-                legacy.append(expr)
-                expr = f"__p({json.dumps(expr)})"
-            else:
-                expr = f"({expr})"
-            parts.append("{{ __q(" + expr + ", " + ctx + ") }}")
-    return "".join(parts), lits, legacy, lexers
-
-
-def _pieces(text: str, shell: bool, lits: list[str]) -> tuple[list[tuple[str, str]], list[ShellLexer]]:
-    """Segments with literal text stored in `lits`, and a snapshot of the quoting context at each
-    placeholder (its index travels with the placeholder)."""
-    out: list[tuple[str, str]] = []
-    lexer = ShellLexer() if shell else None
-    snapshots: list[ShellLexer] = []
-    segs = _segments(text)
-    for i, (kind, src) in enumerate(segs):
-        if kind == "lit":
-            if lexer is not None and i + 1 < len(segs) and segs[i + 1][0] in ("expr", "legacy"):
-                lexer.feed(src)
-                if lexer.ends_with_bare_dollar(src):
-                    src = src[:-1] + "\\$"  # keep the '$' literal: `$'...'` would decode escapes
-            elif lexer is not None:
-                lexer.feed(src)
-            lits.append(src)
-            out.append(("lit", str(len(lits) - 1)))
-        elif kind == "stmt":
-            out.append(("stmt", src))
-        else:
-            if lexer is not None:
-                import copy
-
-                snapshots.append(copy.deepcopy(lexer))
-                lexer.prev = "x"
-                ctx = str(len(snapshots) - 1)
-            else:
-                ctx = "none"
-            out.append((kind, src + "\0" + ctx))
-    return out, snapshots
+            parts.append("{{ __q((" + src + ")) }}")
+    return "".join(parts), lits
 
 
 def _suggest(name: str, known: list[str]) -> str | None:
@@ -192,8 +213,7 @@ def unknown_names(text: str, known: list[str]) -> list[str]:
 
     env = _jinja()
     try:
-        src = _compile(text, False)[0]
-        ast = env.parse(src)
+        ast = env.parse(_compile(text)[0])
     except TemplateSyntaxError as exc:
         raise RenderError(f"template syntax error: {exc.message}") from None
     used = set(meta.find_undeclared_variables(ast)) - {"__lit", "__q", "__p"}
@@ -202,40 +222,48 @@ def unknown_names(text: str, known: list[str]) -> list[str]:
 
 
 def render_string(text: str, values: Mapping[str, Any], *, shell: bool = False) -> str:
-    """Render one string. Raises `RenderError` naming an unknown name and the closest known one."""
+    """Render one string. Raises `RenderError` naming an unknown name and the closest known one.
+
+    With `shell=True` the string is one whole script (see `render_shell_lines`)."""
     if "{" not in text:
         return text
+    if shell:
+        rendered, errors = render_shell_lines([("commands", text)], values)
+        if errors:
+            raise errors[0][1]
+        return rendered[0]
+    return _render(text, values, format_value)
+
+
+def _render_marked(text: str, values: Mapping[str, Any], marks: list[Any]) -> str:
+    """`text` rendered with each substituted value replaced by a mark (its index in `marks`)."""
+    if "{" not in text:
+        return text
+
+    def mark(value: Any) -> str:
+        marks.append(value)
+        return f"\x00{len(marks) - 1}\x00"
+
+    return _render(text, values, mark)
+
+
+def _render(text: str, values: Mapping[str, Any], emit: Callable[[Any], str]) -> str:
+    """One pass: literal text kept, each placeholder's value passed through `emit`."""
 
     def lookup(name: str) -> Any:
         if name not in values:
             raise RenderError(f"unknown placeholder {{{name}}}", name=name, hint=_suggest(name, list(values)))
         return values[name]
 
-    lexers: list[ShellLexer] = []
-
-    def quote(value: Any, ctx: int | None) -> str:
-        text_value = format_value(value)
-        return shell_escape(text_value, lexers[ctx]) if ctx is not None else text_value
-
-    if all(kind in ("lit", "legacy") for kind, _ in _segments(text)):
+    segs = _segments(text)
+    if all(kind in ("lit", "legacy") for kind, _ in segs):
         # legacy placeholders only: substitute directly, in one pass, without Jinja
-        lits: list[str] = []
-        pieces, snaps = _pieces(text, shell, lits)
-        lexers.extend(snaps)
-        out: list[str] = []
-        for kind, src in pieces:
-            if kind == "lit":
-                out.append(lits[int(src)])
-            else:
-                pname, ctx = src.split("\0")
-                out.append(quote(lookup(pname), int(ctx) if ctx != "none" else None))
-        return "".join(out)
+        return "".join(src if kind == "lit" else emit(lookup(src)) for kind, src in segs)
     from jinja2 import TemplateSyntaxError, UndefinedError
     from jinja2.exceptions import SecurityError
 
     try:
-        src, lits, _, snaps = _compile(text, shell)
-        lexers.extend(snaps)
+        src, lits = _compile(text)
         template = _template(src)
     except TemplateSyntaxError as exc:
         raise RenderError(f"template syntax error: {exc.message}") from None
@@ -243,7 +271,7 @@ def render_string(text: str, values: Mapping[str, Any], *, shell: bool = False) 
     context = dict(values)
     context["params"] = dict(values)
     try:
-        return str(template.render(**context, __lit=lits, __q=quote, __p=lookup))
+        return str(template.render(**context, __lit=lits, __q=emit, __p=lookup))
     except UndefinedError as exc:
         m = re.search(r"'([^']+)' is undefined", str(exc))
         name = m.group(1) if m else None

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from codex_tasks.core.files import read_json, write_json_atomic, write_text_atomic
 from codex_tasks.orchestrate.plan import Plan
-from codex_tasks.runs.events import read_events
+from codex_tasks.runs.charts import FAMILIES, Drawn, draw_charts, is_curve, read_charts
 from codex_tasks.runs.rundir import RunDir
 
+CHARTS_DIR = "charts"  # beside report.md, one PNG per chart
 STATUS_MARK = {"succeeded": "✓", "failed": "✗", "cached": "↺", "manual": "✋", "skipped": "–", "not_run": "·"}
 
 
@@ -65,64 +67,6 @@ def write_summary(rd: RunDir, plan: Plan | None) -> dict[str, Any]:
     return summary
 
 
-def metric_series(run_path: Path) -> dict[str, list[tuple[float, float]]]:
-    """`{"<step>/<metric>": [(x, value), ...]}` from the run's metric events."""
-    series: dict[str, list[tuple[float, float]]] = {}
-    events_file = run_path / "events.ndjson"
-    if not events_file.exists():
-        return series
-    for ev in read_events(events_file):
-        if ev.get("type") != "metric":
-            continue
-        try:
-            value = float(ev["value"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        key = f"{ev.get('step_id')}/{ev.get('name')}"
-        pts = series.setdefault(key, [])
-        pts.append((float(ev.get("step", len(pts))), value))
-    return series
-
-
-def svg_plot(title: str, lines: dict[str, list[tuple[float, float]]], width: int = 560, height: int = 220) -> str:
-    """A small line plot as inline SVG (no plotting library needed)."""
-    pts = [p for s in lines.values() for p in s]
-    if not pts:
-        return ""
-    xs = [p[0] for p in pts]
-    ys = [p[1] for p in pts]
-    x0, x1 = min(xs), max(xs) or 1.0
-    y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x1 = x0 + 1
-    if y1 == y0:
-        y1 = y0 + 1
-    pad = 36
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
-
-    def sx(x: float) -> float:
-        return pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
-
-    def sy(y: float) -> float:
-        return height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}">',
-             f'<rect width="{width}" height="{height}" fill="white" stroke="#ccc"/>',
-             f'<text x="{pad}" y="18" font-family="sans-serif" font-size="13">{html.escape(title)}</text>',
-             f'<text x="4" y="{pad + 4}" font-family="sans-serif" font-size="10">{y1:.3g}</text>',
-             f'<text x="4" y="{height - pad}" font-family="sans-serif" font-size="10">{y0:.3g}</text>',
-             f'<text x="{width - pad}" y="{height - 8}" font-family="sans-serif" font-size="10">{x1:.0f}</text>']
-    for i, (name, series) in enumerate(sorted(lines.items())):
-        c = colors[i % len(colors)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in sorted(series))
-        parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{path}"/>')
-        parts.append(f'<text x="{width - 150}" y="{18 + 13 * i}" font-family="sans-serif" font-size="11" '
-                     f'fill="{c}">{html.escape(name)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def mermaid_graph(plan: Plan, statuses: dict[str, str]) -> str:
     """The run's DAG as a mermaid flowchart: phases as subgraphs, `needs` as edges."""
     def node(sid: str) -> str:
@@ -156,7 +100,6 @@ def write_report(rd: RunDir, plan: Plan | None, summary: dict[str, Any]) -> None
         from codex_tasks.runs.errorcap import read_error_file
 
         errors = read_error_file(err_file)
-    series = metric_series(rd.path)
     md = [f"# {summary.get('title')}", "",
           f"- run: `{summary['run_id']}` (attempt {summary.get('attempt', 1)})",
           f"- status: **{summary['status']}** (exit {summary['exit_code']})",
@@ -186,41 +129,73 @@ def write_report(rd: RunDir, plan: Plan | None, summary: dict[str, Any]) -> None
         md += ["## Outputs", "", "| step | path | size | sha256 |", "| --- | --- | --- | --- |"]
         md += [f"| `{sid}` | `{o['path']}` | {o.get('size')} | `{o['sha256'][:16]}…` |" for sid, o in outputs]
         md.append("")
-    plots = []
-    if series:
-        by_step: dict[str, dict[str, list[tuple[float, float]]]] = {}
-        for key, pts in series.items():
-            step_id, _, name = key.partition("/")
-            by_step.setdefault(step_id, {})[name] = pts
-        md += ["## Metrics", ""]
-        for step_id, lines in by_step.items():
-            svg = svg_plot(f"{step_id}: " + ", ".join(sorted(lines)), lines)
-            plots.append(svg)
-            md += [svg, ""]
+    drawn, values = _charts_section(rd.path, md)
     if errors:
         md += ["## Errors", ""]
         for e in errors:
             md += ["```text", str(e.get("rendered", "")).rstrip(), "```", ""]
     text = "\n".join(md) + "\n"
     write_text_atomic(rd.path / "report.md", text)
-    write_text_atomic(rd.path / "report.html", _html(summary, text, plots, errors))
+    write_text_atomic(rd.path / "report.html", _html(summary, drawn, values, errors))
 
 
-def _html(summary: dict[str, Any], md: str, plots: list[str], errors: list[dict[str, Any]]) -> str:
+def _charts_section(run_path: Path, md: list[str]) -> tuple[list[Drawn], list[tuple[str, str, float]]]:
+    """Append the metrics section to `md`: single values as a table, curves as linked PNG charts."""
+    charts = read_charts(run_path)
+    if not charts:
+        return [], []
+    md += ["## Metrics", ""]
+    values = [(c.step_id, f"{label} {c.title}" if c.family in FAMILIES else label, pts[-1][1])
+              for c in charts if not is_curve(c) for label, pts in c.lines.items()]
+    if values:
+        md += ["| step | metric | value |", "| --- | --- | --- |"]
+        md += [f"| `{sid}` | {name} | {value:.6g} |" for sid, name, value in values]
+        md.append("")
+    drawn = draw_charts([c for c in charts if is_curve(c)], run_path / CHARTS_DIR)
+    for d in drawn:
+        md += [f"![{d.chart.step_id}: {d.chart.title}]({CHARTS_DIR}/{d.png.name})", ""]
+    return drawn, values
+
+
+def artifact_markdown(run_path: Path) -> str:
+    """report.md for a Prefect artifact: chart images become links to the PNG files on this machine.
+
+    A web page may not load `file://` images, so the artifact links to them (and to report.html)
+    instead of embedding them.
+    """
+    text = (run_path / "report.md").read_text(encoding="utf-8")
+    folder = (run_path / CHARTS_DIR).resolve()
+    text = re.sub(r"!\[([^\]]*)\]\(" + re.escape(CHARTS_DIR) + r"/([^)]+)\)",
+                  lambda m: f"[chart: {m.group(1)}]({(folder / m.group(2)).as_uri()})", text)
+    if (run_path / "report.html").exists():
+        text += f"\nFull report with charts: [{(run_path / 'report.html').resolve()}]({(run_path / 'report.html').resolve().as_uri()})\n"
+    return text
+
+
+def _html(summary: dict[str, Any], drawn: list[Drawn], values: list[tuple[str, str, float]],
+          errors: list[dict[str, Any]]) -> str:
     rows = "".join(
         f"<tr class='{html.escape(r['status'])}'><td>{STATUS_MARK.get(r['status'], '?')}</td><td><code>{html.escape(r['id'])}</code></td>"
         f"<td>{html.escape(r.get('description', '') or '')}</td><td>{html.escape(str(r.get('kind')))}</td>"
         f"<td>{html.escape(r['status'])}</td><td>{r.get('duration') if r.get('duration') is not None else ''}</td>"
         f"<td>{html.escape((r.get('error') or r.get('note') or '')[:200])}</td></tr>"
         for r in summary["steps"])
+    figures = "".join(f"<figure>{d.svg}<figcaption><a href='{CHARTS_DIR}/{html.escape(d.png.name)}'>PNG</a></figcaption></figure>"
+                      for d in drawn)
+    if values:
+        figures = ("<table><tr><th>step</th><th>metric</th><th>value</th></tr>"
+                   + "".join(f"<tr><td><code>{html.escape(sid)}</code></td><td>{html.escape(name)}</td><td>{value:.6g}</td></tr>"
+                             for sid, name, value in values) + "</table>" + figures)
+    duration = f", {summary['duration']} s" if summary.get("duration") is not None else ""
     errs = "".join(f"<pre>{html.escape(str(e.get('rendered', '')))}</pre>" for e in errors)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(str(summary.get('title')))} — {summary['run_id']}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;padding:4px 8px}}
-tr.failed{{background:#fdd}}tr.cached{{background:#eef}}tr.manual{{background:#ffe}}pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head>
+tr.failed{{background:#fdd}}tr.cached{{background:#eef}}tr.manual{{background:#ffe}}pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}
+figure{{display:inline-block;margin:.5em}}figcaption{{font-size:small}}</style></head>
 <body><h1>{html.escape(str(summary.get('title')))}</h1>
-<p>run <code>{summary['run_id']}</code> — <b>{html.escape(str(summary['status']))}</b> (exit {summary['exit_code']}), {summary.get('duration')} s</p>
+<p>run <code>{summary['run_id']}</code> — <b>{html.escape(str(summary['status']))}</b> (exit {summary['exit_code']}){duration}</p>
 <table><tr><th></th><th>step</th><th>description</th><th>kind</th><th>status</th><th>s</th><th>note</th></tr>{rows}</table>
-{''.join(plots)}
+{('<h2>Metrics</h2>' + figures) if figures else ''}
 {('<h2>Errors</h2>' + errs) if errs else ''}
 </body></html>
 """

@@ -62,6 +62,9 @@ class StepContext:
     outputs_of: Callable[[str], list[dict[str, Any]]] | None = None  # step id -> recorded outputs
     lines: list[tuple[str, str]] = field(default_factory=list)  # shell steps: (section, rendered line)
     declared_outputs: list[str] = field(default_factory=list)  # the step's `outputs:` paths, rendered
+    declared_output_notes: dict[str, str] = field(default_factory=dict)  # path -> its `description`
+    conditions: list[str] = field(default_factory=list)  # the step's prose preconditions (v1.1)
+    policy: dict[str, Any] = field(default_factory=dict)  # the step's free `policy` mapping (v1.1)
     _log_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

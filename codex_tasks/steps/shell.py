@@ -22,6 +22,7 @@ from pydantic import Field
 
 from codex_tasks.core.redact import redact
 from codex_tasks.errors import RunInterrupted, StepFailed, StepTimeout
+from codex_tasks.render.shellquote import ASSERTION_CLOSE, ASSERTION_OPEN
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "shell"
@@ -46,7 +47,8 @@ def build_script(lines: list[tuple[str, str]]) -> str:
     for section, line in lines:
         if section == "assertions":
             msg = shlex.quote(f"codex-tasks: assertion failed: {line}")
-            out.append(f"if ! {{\n{line}\n}}; then echo {msg} >&2; exit {ASSERTION_EXIT}; fi")
+            # the same glue the renderer lexed the script with (render/shellquote.py)
+            out.append(f"{ASSERTION_OPEN}{line}{ASSERTION_CLOSE}echo {msg} >&2; exit {ASSERTION_EXIT}; fi")
         else:
             out.append(line)
     return "\n".join(out) + "\n"

@@ -7,8 +7,10 @@ With `distributed: {nproc_per_node: N, ...}` (N > 1 or nnodes > 1) the loop runs
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
+from codex_tasks.core.files import read_json
 from codex_tasks.engine.config import TrainSettings
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -57,11 +59,31 @@ def tracking_location(cfg: TrainSettings, ctx: StepContext) -> tuple[str | None,
     return uri, codex / "mlartifacts"
 
 
+def run_tags(ctx: StepContext) -> dict[str, str]:
+    """MLflow run tags naming where a training came from: sequence, step id, run id, git commit."""
+    tags = {"step_id": ctx.step_id, "run_id": ctx.run_id}
+    state_file = ctx.run_dir / "state.json"
+    state = read_json(state_file) if state_file.is_file() else {}
+    if isinstance(state, dict) and (state.get("title") or state.get("sequence_file")):
+        tags["sequence"] = str(state.get("title") or Path(str(state["sequence_file"])).name)
+    try:
+        git = subprocess.run(["git", "-C", str(ctx.workspace), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):  # no git: the tag is simply absent
+        return tags
+    if git.returncode == 0 and git.stdout.strip():
+        tags["mlflow.source.git.commit"] = git.stdout.strip()
+    return tags
+
+
 def run(cfg: With, ctx: StepContext) -> StepResult:
     from codex_tasks.engine.hooks import CallbackHooks
     from codex_tasks.engine.trainer import Trainer
 
     settings = resolve_paths(cfg, ctx)
+    if settings.mlflow.enabled:
+        tags = {**run_tags(ctx), **settings.mlflow.tags}  # the user's own tags win
+        settings = settings.model_copy(update={"mlflow": settings.mlflow.model_copy(update={"tags": tags})})
     uri, artifacts = tracking_location(cfg, ctx)
     hooks = CallbackHooks(ctx.progress, ctx.metric, ctx.log, ctx.cancel_event)
     run_name = f"{ctx.run_id}-{ctx.step_id}"

@@ -134,7 +134,7 @@ def test_non_string_values_in_shell_lines(tmp_path):
 # ---------------------------------------------------------------- contexts that are not safe today
 
 
-def _assert_safe(line: str, value: str, tmp_path: Path, expected: str | None) -> None:
+def _assert_safe(line: str, value: object, tmp_path: Path, expected: str | None) -> None:
     rendered = render_string(line, {"x": value}, shell=True)
     proc = _run(rendered, tmp_path)
     assert not (tmp_path / "PWNED").exists(), f"{value!r} executed; rendered {rendered!r}"
@@ -170,7 +170,7 @@ def test_arithmetic_context_refuses_what_bash_would_evaluate(line, tmp_path):
                                                 ("[[ {x} -gt 0 ]] && echo y || echo n", "y\n"),
                                                 ("(( {{ x }} > 0 )) && echo y", "y\n")])
 def test_arithmetic_context_accepts_integers(line, expected, tmp_path):
-    _assert_safe(line, "41", tmp_path, expected)
+    _assert_safe(line, 41, tmp_path, expected)  # type: ignore[arg-type]  # an int-typed parameter
 
 
 def test_test_brackets_accept_plain_strings(tmp_path):

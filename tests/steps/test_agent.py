@@ -45,7 +45,7 @@ def test_agent_edits_come_back_as_a_gated_patch(make_ctx, ws):
         {"findings": [{"path": "app.py", "line": 2, "kind": "todo", "text": "TODO return 2"}], "unparsed": []}))
     (ctx.run_dir / "error_captures.ndjson").write_text(json.dumps({"step_id": "tests", "error_message": "boom"}) + "\n")
     before = snapshot(ws)
-    res = agent.run(cfg("edit_agent.py"), ctx)
+    res = agent.run(cfg("edit_agent.py", apply=False), ctx)
     assert snapshot(ws) == before  # the agent never edits the user's tree
     assert sorted(res.summary["changed_files"]) == ["app.py", "helpers.py", "received_prompt.txt"]
     text = (ctx.step_dir / "agent.patch").read_text()
@@ -96,7 +96,7 @@ def test_secret_in_patch_fails_the_gate(make_ctx, ws):
 def test_breaking_change_fails_the_test_gate(make_ctx, ws):
     before = snapshot(ws)
     ctx = make_ctx(workspace=ws, description="x", env=FAST)
-    with pytest.raises(StepFailed, match="tests fail in the scratch tree"):
+    with pytest.raises(StepFailed, match="tests fail in the scratch copy"):
         agent.run(cfg("breaking_agent.py", apply=True), ctx)
     assert snapshot(ws) == before
 
@@ -128,3 +128,123 @@ def test_git_workspace_copies_uncommitted_work(make_ctx, ws):
 def test_config_for_command():
     c = agent.config_for_command("my-agent --model 'x y' {prompt_file}")
     assert c.command == ["my-agent", "--model", "x y", "{prompt_file}"] and c.apply is True
+
+
+# --- the generic agent's sandbox: commands that try to escape ---------------------------------
+
+needs_sandbox = pytest.mark.skipif(
+    __import__("codex_tasks.core.process", fromlist=["x"]).sandbox_unavailable_reason() is not None
+    and not __import__("os").environ.get("CI"), reason="bubblewrap is not usable here")
+
+
+@pytest.fixture
+def escape_target():
+    """Where an escape would write: outside /tmp (the sandbox has a private /tmp), removed afterwards."""
+    import uuid
+
+    target = Path.home() / ".cache" / "codex-tasks-tests" / f"escape-{uuid.uuid4().hex}.txt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    yield target
+    target.unlink(missing_ok=True)
+
+
+def tagged(target: Path) -> dict[str, str]:
+    """The agent's env: the escape target and a tag to find its processes by."""
+    import uuid
+
+    return {**FAST, "ESCAPE_TARGET": str(target), "CODEX_TASKS_TEST_TAG": uuid.uuid4().hex}
+
+
+def leftover(env: dict[str, str]) -> list[int]:
+    from codex_tasks.core.process import processes_with_env
+
+    return processes_with_env("CODEX_TASKS_TEST_TAG", env["CODEX_TASKS_TEST_TAG"])
+
+
+@needs_sandbox
+def test_a_write_outside_the_copy_is_read_only(make_ctx, ws, escape_target):
+    env = tagged(escape_target)
+    ctx = make_ctx(workspace=ws, description="x", env=env)
+    agent.run(cfg("escape_agent.py", test_args=None), ctx)
+    assert not escape_target.exists()
+    assert "Read-only file system" in (ctx.step_dir / "agent.log").read_text()
+    assert "return 2" in (ws / "app.py").read_text()  # its legitimate change still came back
+
+
+@needs_sandbox
+def test_a_conftest_writing_outside_during_the_gate_cannot(make_ctx, ws, escape_target):
+    env = tagged(escape_target)
+    ctx = make_ctx(workspace=ws, description="x", env=env)
+    agent.run(cfg("conftest_agent.py", apply=False), ctx)
+    assert not escape_target.exists()
+    assert not (ws / "tests" / "conftest.py").exists()  # kept, not applied
+
+
+@needs_sandbox
+def test_a_daemon_does_not_outlive_the_step(make_ctx, ws, escape_target):
+    env = tagged(escape_target)
+    ctx = make_ctx(workspace=ws, description="x", env=env)
+    agent.run(cfg("daemon_agent.py", test_args=None), ctx)
+    assert (ws / "daemon_started.txt").is_file()
+    assert leftover(env) == []
+
+
+@needs_sandbox
+def test_nothing_outlives_a_timeout(make_ctx, ws, escape_target):
+    env = tagged(escape_target)
+    ctx = make_ctx(workspace=ws, description="x", env=env)
+    with pytest.raises(StepTimeout):
+        agent.run(cfg("hang_agent.py", timeout=1.0), ctx)
+    assert leftover(env) == []
+
+
+def test_an_absolute_symlink_is_refused(make_ctx, ws):
+    before = snapshot(ws)
+    ctx = make_ctx(workspace=ws, description="x")
+    with pytest.raises(StepFailed, match="symlink pointing outside the workspace"):
+        agent.run(cfg("symlink_agent.py", test_args=None), ctx)
+    assert snapshot(ws) == before and not (ws / "passwd_link").is_symlink()
+
+
+def test_deleting_the_tests_fails_the_gate(make_ctx, ws):
+    before = snapshot(ws)
+    ctx = make_ctx(workspace=ws, description="x", env=FAST)
+    with pytest.raises(StepFailed, match="collects 0 test"):
+        agent.run(cfg("delete_tests_agent.py"), ctx)
+    assert snapshot(ws) == before
+
+
+def test_a_workflow_write_is_refused_unless_the_sequence_allows_it(make_ctx, ws):
+    ctx = make_ctx(workspace=ws, description="x")
+    with pytest.raises(StepFailed, match=r"\.github/workflows is forbidden"):
+        agent.run(cfg("workflow_agent.py", test_args=None), ctx)
+    assert not (ws / ".github").exists()
+    ctx = make_ctx(step_id="s2", workspace=ws, description="x", params={"forbid_github_workflows": False})
+    agent.run(cfg("workflow_agent.py", test_args=None), ctx)
+    assert (ws / ".github" / "workflows" / "ci.yml").is_file()
+
+
+def test_no_tests_before_or_after_skips_the_gate_with_a_note(make_ctx, tmp_path):
+    ws = tmp_path / "bare"
+    ws.mkdir()
+    (ws / "app.py").write_text("def value():\n    return 1\n")
+    ctx = make_ctx(workspace=ws, description="x", env=FAST)
+    res = agent.run(cfg("edit_agent.py"), ctx)
+    assert "skipped" in res.summary["test_gate"]["note"]
+
+
+def test_secret_files_stay_out_of_the_copy_and_secret_params_out_of_the_env(make_ctx, ws):
+    token = "ghp" + "_" + "Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9Jj0Kk1Ll2"
+    (ws / "creds.py").write_text(f'TOKEN = "{token}"\n')
+    from codex_tasks.core.redact import clear_values, register_values
+
+    register_values(["s3cr3t-param-value"])
+    try:
+        ctx = make_ctx(workspace=ws, description="x", env={**FAST, "CODEX_PARAM_API_KEY": "s3cr3t-param-value"})
+        script = ("import os, pathlib; pathlib.Path('seen.txt').write_text("
+                  "str(sorted(os.listdir('.'))) + os.environ.get('CODEX_PARAM_API_KEY', 'absent'))")
+        agent.run(agent.With(command=[sys.executable, "-c", script], test_args=None), ctx)
+    finally:
+        clear_values()
+    seen = (ws / "seen.txt").read_text()
+    assert "creds.py" not in seen and seen.endswith("absent")

@@ -112,15 +112,26 @@ class PhaseScheduler:
                 pending.remove(step)
                 running[step.id] = self._submit(step)
             if not running:
-                if pending and not ready:
-                    # nothing runnable and nothing running: leftover steps wait on skipped ones
-                    continue
+                # Nothing runs and nothing can start: with an acyclic plan whose needs stay inside the
+                # phase this cannot happen; if it does, fail the stuck steps rather than spin forever.
+                for step in pending:
+                    self._fail_stuck(step)
+                pending = []
                 continue
             self._wait_any(running)
             for sid, fut in list(running.items()):
                 if _done(fut):
                     del running[sid]
                     self._after(sid, fut)
+
+    def _fail_stuck(self, step: PlannedStep) -> None:
+        waits = ", ".join(f"{n} ({self.status(n) or 'never started'})" for n in step.needs
+                          if self.status(n) not in OK_STATUSES)
+        self.run.rundir.update_step(step.id, status="failed", phase_id=step.phase_id, kind=step.kind,
+                                    description=step.description,
+                                    error=f"could not start: it waits on {waits}, which cannot finish")
+        if step.on_error == "stop" and not self.stop.get("stopped"):
+            self.stop.update(stopped=True, by=step.id)
 
     def _call_direct(self, step: PlannedStep) -> None:
         task = make_step_task(step, self.run)

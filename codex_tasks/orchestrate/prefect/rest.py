@@ -15,6 +15,7 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
+from codex_tasks.runs.report import artifact_markdown
 from codex_tasks.runs.rundir import RunDir
 
 _STATE = {"succeeded": ("COMPLETED", "Completed"), "cached": ("COMPLETED", "Cached"),
@@ -54,7 +55,7 @@ def record_history(api_url: str, rd: RunDir, summary: dict[str, Any], tags: list
                                  "name": step["id"], "state": {"type": kind, "name": name,
                                                                "message": step.get("note") or ""}})
     key = "codex-" + re.sub(r"[^a-z0-9-]+", "-", str(summary.get("title", "run")).lower()).strip("-")[:60]
-    report = re.sub(r"<svg.*?</svg>", "*(plot: see report.html)*", (rd.path / "report.md").read_text(), flags=re.S)
+    report = artifact_markdown(rd.path)  # chart images become links to the PNG files and report.html
     api.post("/artifacts/", {"key": key, "type": "markdown", "data": report, "flow_run_id": fr["id"],
                              "description": f"codex-tasks report of run {rd.run_id}"})
     rows = [{"step": r["id"], "phase": r.get("phase_id"), "kind": r.get("kind"), "status": r["status"],

@@ -50,11 +50,11 @@ def attach_report(rd: RunDir, summary: dict[str, Any]) -> None:
     from prefect import get_client
     from prefect.client.schemas.actions import ArtifactCreate
 
+    from codex_tasks.runs.report import artifact_markdown
+
     flow_run_id = UUID(str(rd.state["flow_run_id"]))
     key = "codex-" + re.sub(r"[^a-z0-9-]+", "-", str(summary.get("title", "run")).lower()).strip("-")[:60]
-    report = (rd.path / "report.md").read_text(encoding="utf-8")
-    # inline SVG plots make the artifact heavy; the UI shows the table and text, the plots stay in report.html
-    report = re.sub(r"<svg.*?</svg>", "*(plot: see report.html)*", report, flags=re.S)
+    report = artifact_markdown(rd.path)  # chart images become links to the PNG files and report.html
     rows = [{"step": r["id"], "phase": r.get("phase_id"), "kind": r.get("kind"), "status": r["status"],
              "duration_s": r.get("duration"), "note": (r.get("error") or r.get("note") or "")[:120]}
             for r in summary["steps"]]
