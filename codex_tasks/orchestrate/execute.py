@@ -15,6 +15,7 @@ from typing import Any
 
 from codex_tasks import __version__
 from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
+from codex_tasks.orchestrate.atomic import is_atomic_task, run_atomic_task
 from codex_tasks.orchestrate.bindings import sink_paths
 from codex_tasks.orchestrate.plan import Plan, PlannedStep
 from codex_tasks.runs.cache import CacheIndex, link_tree
@@ -46,6 +47,7 @@ class RunContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cache: CacheIndex | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
+    refuse_gpu: bool = False  # CODEX_ABORT_ON_GPU_PULL (metadata.honor_env_flags): a step asking for a GPU fails
     sinks: list[Any] = field(default_factory=list)  # bindings.Binding of run-level sinks created so far
 
     def __getstate__(self) -> dict[str, Any]:
@@ -293,6 +295,13 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
                    description=step.description, attempt=attempt)
     ctx.log(f"# {now_iso(start)} step {step.id} ({step.kind}), attempt {attempt}", event=False)
     try:
+        if run.refuse_gpu:
+            from codex_tasks.orchestrate.legacy_params import gpu_request
+
+            asked = gpu_request(step)
+            if asked:
+                raise StepFailed(f"refused: the step asks for a GPU ({asked}) and CODEX_ABORT_ON_GPU_PULL is set",
+                                 hint="use device: cpu, or unset CODEX_ABORT_ON_GPU_PULL")
         if run.dry_run and (step.bindings or not getattr(module, "SUPPORTS_DRY_RUN", False)):
             result = _dry_run(step, ctx)
         elif step.bindings:
@@ -300,6 +309,8 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
 
             result = run_bound_step(step, run, ctx)
             check_declared_outputs(ctx, result)
+        elif step.kind == "manual" and not run.dry_run and is_atomic_task(step, run):
+            result = run_atomic_task(step, run, ctx)
         else:
             result = module.run(cfg, ctx)
             check_declared_outputs(ctx, result)

@@ -70,3 +70,47 @@ def related_warnings(loaded: LoadedSequence) -> list[str]:
             line, col = loaded.origin.at("related_sequences", i, "path")
             out.append(f"{loaded.file}:{line}:{col}: related sequence {rel.name or rel.path!r}: {rel.path} not found")
     return out
+
+
+def max_errors_reached(params: dict[str, Any], errors_file: Path) -> int | None:
+    """The `max_errors` limit when the run has captured that many error blocks, else None."""
+    limit = params.get("max_errors")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        return None
+    try:
+        with open(errors_file, encoding="utf-8") as fh:
+            count = sum(1 for line in fh if line.strip())
+    except OSError:
+        return None
+    return limit if count >= limit else None
+
+
+def honored_flags(metadata: dict[str, Any], environ: dict[str, str]) -> set[str]:
+    """The `metadata.honor_env_flags` that are set (to anything but 0/false/empty) in the environment."""
+    flags = metadata.get("honor_env_flags") or []
+    if isinstance(flags, dict):
+        flags = [k for k, v in flags.items() if v]
+    names = {str(f) for f in flags} if isinstance(flags, list) else set()
+    return {n for n in names if environ.get(n, "").strip().lower() not in ("", "0", "false", "no")}
+
+
+def gpu_request(step: Any) -> str | None:
+    """What in a step's configuration asks for a GPU (`device: cuda`, `precision: bf16/fp16` on CUDA), or None."""
+    cfg = step.with_raw or {}
+    for key in ("device", "accelerator"):
+        value = str(cfg.get(key, "")).lower()
+        if value.startswith(("cuda", "gpu")):
+            return f"{key}: {cfg[key]}"
+    env = " ".join(f"{k}={v}" for k, v in step.env.items())
+    if "CUDA_VISIBLE_DEVICES=" in env and "CUDA_VISIBLE_DEVICES=-1" not in env and "CUDA_VISIBLE_DEVICES= " not in env + " ":
+        return "env CUDA_VISIBLE_DEVICES"
+    return None
+
+
+def root_workspace(loaded: LoadedSequence, cli: dict[str, str]) -> str | None:
+    """The legacy `root` parameter names the workspace (a `--param root=` value, else its default)."""
+    spec = loaded.spec.cli_parameters.get("root") or loaded.spec.params.get("root")
+    if spec is None:
+        return None
+    value = cli.get("root", spec.default)
+    return str(value) if value not in (None, "") else None

@@ -96,12 +96,14 @@ def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str
     """Everything that can fail on bad input, before anything is written."""
     file = resolve_file(opts.file)
     loaded = load_sequence(file)
-    workspace = Path(opts.workspace or os.getcwd()).resolve()
+    cli = parse_cli_params(opts.params)
+    from codex_tasks.orchestrate.legacy_params import root_workspace
+
+    workspace = Path(opts.workspace or root_workspace(loaded, cli) or os.getcwd()).resolve()
     if not workspace.is_dir():
         raise UsageError(f"--workspace {workspace}: not a folder")
     previous: RunDir | None = None
     stored: dict[str, Any] | None = None
-    cli = parse_cli_params(opts.params)
     if opts.resume:
         previous = _find_resumable(workspace, file, opts.resume)
         run_id = previous.run_id
@@ -201,6 +203,9 @@ def run_sequence(opts: RunOptions) -> RunResult:
     for warning in loaded.warnings + related_warnings(loaded) + output_warnings(plan):
         rd.events.emit("log", line=f"warning: {warning}")
 
+    from codex_tasks.orchestrate.legacy_params import honored_flags
+
+    flags = honored_flags(spec.metadata, dict(os.environ))  # metadata.honor_env_flags that are set
     run = RunContext(
         plan=plan,
         rundir=rd,
@@ -208,7 +213,9 @@ def run_sequence(opts: RunOptions) -> RunResult:
         params=values,
         env={**param_env(spec, values), "PATH": path_with_interpreter(),
              "CODEX_RUN_ID": rd.run_id, "CODEX_RUN_DIR": str(rd.path),
-             "CODEX_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1"},
+             "CODEX_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1",
+             **({"CUDA_VISIBLE_DEVICES": ""} if "CODEX_FORCE_CPU" in flags else {})},
+        refuse_gpu="CODEX_ABORT_ON_GPU_PULL" in flags,
         dry_run=dry_run,
         strict=opts.strict,
         force=opts.force,

@@ -143,7 +143,8 @@ def _atomic_patch(data: dict[str, Any], positions: Positions) -> Converted:
 
 def _patch_step(task: dict[str, Any], template: str | None, where: Path_,
                 warnings: list[tuple[Path_, str]]) -> dict[str, Any]:
-    diff = task.get("atomic_diff") if isinstance(task.get("atomic_diff"), dict) else {}
+    raw_diff = task.get("atomic_diff")
+    diff: dict[str, Any] = raw_diff if isinstance(raw_diff, dict) else {}
     patchset = [p for p in diff.get("patchset") or [] if isinstance(p, dict)]
     prompt = [str(task.get("objective") or "").strip()]
     if task.get("gaps"):

@@ -121,3 +121,23 @@ def test_v1_0_runs_leaves_exactly_the_manual_steps(tmp_path):
     strict = run_cli("run", "v1_0.yaml", "--strict", cwd=ws)
     assert strict.returncode == 1
     assert "P1.3" in strict.stdout and "manual step under --strict" in strict.stdout
+
+
+@pytest.mark.slow
+def test_v1_1_with_the_scripted_model_server_every_output_exists_and_strict_passes(tmp_path, codex_env, model_server):
+    """With an agent (the real `codex` against the scripted model server), the steps nothing binds are
+    carried out too: no manual step is left, so `--strict` exits 0."""
+    from fixtures.model_server import message
+
+    ws = fresh_repo(tmp_path, "v1_1.yaml")
+    # one turn per description-only step nothing binds (2.2, then 4.5): each answers and changes nothing
+    model_server.add_turns([message("Reviewed: nothing to prune, rationale recorded in the step log.")],
+                           [message("Walked through the deferred modules; nothing to change.")])
+    proc = run_cli("run", "v1_1.yaml", "--strict", "--agent", "codex", cwd=ws, env=codex_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path in V1_1_OUTPUTS:
+        check_output(ws, path)
+    summary = json.loads(next((ws / ".codex" / "runs").iterdir()).joinpath("summary.json").read_text())
+    assert {s["status"] for s in summary["steps"]} == {"succeeded"}
+    assert "need a person" not in proc.stdout
+    assert "Mark items for pruning" in model_server.all_text()

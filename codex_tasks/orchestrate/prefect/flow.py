@@ -168,6 +168,12 @@ class PhaseScheduler:
             return
         if status == "failed" and step.on_error == "stop" and not self.stop.get("stopped"):
             self.stop.update(stopped=True, by=step.id)
+        elif status == "failed" and not self.stop.get("stopped"):
+            from codex_tasks.orchestrate.legacy_params import max_errors_reached
+
+            limit = max_errors_reached(dict(self.run.params), self.run.rundir.path / "error_captures.ndjson")
+            if limit is not None:  # the legacy `max_errors`: stop after that many error blocks
+                self.stop.update(stopped=True, by=f"{step.id}; max_errors={limit} reached")
 
 
 def _done(fut: Any) -> bool:
