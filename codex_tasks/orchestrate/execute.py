@@ -47,6 +47,7 @@ class RunContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cache: CacheIndex | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
+    flags: set[str] = field(default_factory=set)  # metadata.honor_env_flags set in the environment
     refuse_gpu: bool = False  # CODEX_ABORT_ON_GPU_PULL (metadata.honor_env_flags): a step asking for a GPU fails
     sinks: list[Any] = field(default_factory=list)  # bindings.Binding of run-level sinks created so far
 
@@ -253,6 +254,8 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
 
         module = agent
         cfg = agent.config_for_agent(run.agent_command, unsandboxed=run.unsandboxed_agents)
+    elif step.kind == "test":
+        cfg = test_settings(cfg, run)
     elif step.kind == "agent" and run.unsandboxed_agents:
         cfg = cfg.model_copy(update={"sandbox_required": False})
     cacheable = cache_mode(step, module) and not run.dry_run
@@ -337,6 +340,18 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
         run.cache.put(fp, {"step_id": step.id, "kind": step.kind, "run_id": rd.run_id, "created": now_iso(),
                            "outputs": outputs, "summary": result.summary, "step_dir": str(rd.step_dir(step.id))})
     return outcome
+
+
+def test_settings(cfg: Any, run: RunContext) -> Any:
+    """CODEX_COLLECT_COVERAGE (when honoured) turns coverage on; the legacy `coverage_threshold`
+    parameter then fails a test step under it."""
+    if "CODEX_COLLECT_COVERAGE" not in run.flags:
+        return cfg
+    threshold = run.params.get("coverage_threshold")
+    update: dict[str, Any] = {"coverage": True}
+    if cfg.coverage_threshold is None and isinstance(threshold, int | float) and not isinstance(threshold, bool):
+        update["coverage_threshold"] = float(threshold)
+    return cfg.model_copy(update=update)
 
 
 def check_declared_outputs(ctx: StepContext, result: StepResult) -> None:

@@ -275,7 +275,7 @@ def run_bound_step(step: PlannedStep, run: RunContext, ctx: StepContext) -> Step
             run.sinks.extend(b for b in group if b not in run.sinks)
             refresh_sinks(run)
         else:
-            _run_kind(kind, group, ctx, load_kind)
+            _run_kind(kind, group, ctx, load_kind, run)
         notes.append(f"{kind} -> {', '.join(PurePosixPath(b.output).name for b in group)}")
     missing = [p for p in declared if not ctx.resolve(p).exists()]
     if missing:
@@ -285,7 +285,7 @@ def run_bound_step(step: PlannedStep, run: RunContext, ctx: StepContext) -> Step
                       note="bound: " + "; ".join(notes))
 
 
-def _run_kind(kind: str, group: list[Binding], ctx: StepContext, load_kind: Any) -> None:
+def _run_kind(kind: str, group: list[Binding], ctx: StepContext, load_kind: Any, run: RunContext) -> None:
     sub_ctx = dataclasses.replace(ctx, step_dir=ctx.step_dir / kind)
     sub_ctx.step_dir.mkdir(parents=True, exist_ok=True)
     module = load_kind(kind)
@@ -297,8 +297,10 @@ def _run_kind(kind: str, group: list[Binding], ctx: StepContext, load_kind: Any)
         _audit_files(sub_ctx.step_dir, ctx, group)
     elif kind == "test":
         failure: StepFailed | None = None
+        from codex_tasks.orchestrate.execute import test_settings
+
         try:
-            module.run(module.With(), sub_ctx)
+            module.run(test_settings(module.With(), run), sub_ctx)
         except StepFailed as exc:  # the results are written before the step fails
             failure = exc
         src = sub_ctx.step_dir / "test_results.json"

@@ -216,6 +216,7 @@ def run_sequence(opts: RunOptions) -> RunResult:
              "CODEX_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1",
              **({"CUDA_VISIBLE_DEVICES": ""} if "CODEX_FORCE_CPU" in flags else {})},
         refuse_gpu="CODEX_ABORT_ON_GPU_PULL" in flags,
+        flags=flags,
         dry_run=dry_run,
         strict=opts.strict,
         force=opts.force,

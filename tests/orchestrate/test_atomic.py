@@ -11,20 +11,7 @@ import pytest
 
 from tests.conftest import run_cli
 
-AGENT = '''\
-import sys
-from pathlib import Path
-
-prompt = sys.stdin.read()
-Path("pkg").mkdir(exist_ok=True)
-if "GOOD" in prompt:
-    Path("pkg/settings.py").write_text("VALUE = 1\\n")
-elif "BREAK" in prompt:
-    Path("pkg/app.py").write_text("raise SystemExit('broken by the agent')\\n")
-elif "STRAY" in prompt:
-    Path("pkg/settings.py").write_text("VALUE = 3\\n")
-    Path("stray.py").write_text("x = 1\\n")
-'''
+AGENT = Path(__file__).resolve().parents[1] / "fixtures" / "agents" / "atomic_agent.py"
 
 SEQ = """\
 title: "Atomic"
@@ -65,9 +52,8 @@ def test_patchset_validation_and_rollback(tmp_path):
     (ws / "pkg").mkdir()
     (ws / "pkg" / "__init__.py").write_text("")
     (ws / "pkg" / "app.py").write_text("VALUE = 0\n")
-    (ws / "agent.py").write_text(AGENT)
     (ws / "seq.yaml").write_text(SEQ)
-    agent = f"{sys.executable} {ws / 'agent.py'}"
+    agent = f"{sys.executable} {AGENT}"
     proc = run_cli("run", "seq.yaml", "--agent", agent, cwd=ws)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     got = steps(ws)

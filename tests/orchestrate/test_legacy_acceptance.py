@@ -141,3 +141,27 @@ def test_v1_1_with_the_scripted_model_server_every_output_exists_and_strict_pass
     assert {s["status"] for s in summary["steps"]} == {"succeeded"}
     assert "need a person" not in proc.stdout
     assert "Mark items for pruning" in model_server.all_text()
+
+
+def test_dry_run_prints_rendered_commands_and_is_marked(tmp_path):
+    ws = fresh_repo(tmp_path, "v1_1.yaml")
+    proc = run_cli("run", "v1_1.yaml", "--dry-run", cwd=ws, check=0)
+    assert "[dry-run] actions: mkdir -p artifacts/codex_ready" in proc.stdout
+    assert "[dry-run] would run audit -> artifacts/codex_ready/stub_scan.json (declares stub_scan.json)" in proc.stdout
+    assert " (dry run) succeeded" in proc.stdout
+    assert not (ws / "artifacts").exists()  # nothing written outside the run folder
+    runs = run_cli("runs", cwd=ws, check=0)
+    assert "(dry run)" in runs.stdout
+
+
+def test_undeclared_output_warns_and_strict_refuses(tmp_path):
+    ws = fresh_repo(tmp_path, "v1_1.yaml")
+    text = (ws / "v1_1.yaml").read_text().replace(
+        '          - path: "{artifacts}/git_commit.txt"\n',
+        '          - path: "{artifacts}/git_commit.txt"\n          - path: "{artifacts}/notes.txt"\n')
+    (ws / "v1_1.yaml").write_text(text)
+    proc = run_cli("validate", "v1_1.yaml", cwd=ws, check=0)
+    assert "warning: 1.1 declares artifacts/codex_ready/notes.txt; nothing writes it" in proc.stderr
+    strict = run_cli("validate", "v1_1.yaml", "--strict", cwd=ws, check=2)
+    assert "v1_1.yaml:22:" in strict.stderr and "nothing writes it" in strict.stderr
+    run_cli("run", "v1_1.yaml", "--strict", cwd=ws, check=2)

@@ -83,3 +83,29 @@ def test_flags_root_and_max_errors(tmp_path: Path):
     assert not (ws / "after.ran").exists()
     report = (run / "report.md").read_text()
     assert "## Series" in report and '"S1"' in report
+
+
+@pytest.mark.slow
+def test_with_related_runs_the_related_sequences_after(tmp_path: Path):
+    (tmp_path / "main.yaml").write_text("""\
+title: "Main"
+phases:
+  - id: A
+    steps:
+      - {id: a, commands: ["touch main.ran"]}
+related_sequences:
+  - {name: weekly, path: weekly.yaml}
+  - {name: gone, path: gone.yaml}
+""")
+    (tmp_path / "weekly.yaml").write_text("""\
+title: "Weekly"
+phases:
+  - id: W
+    steps:
+      - {id: w, commands: ["test -f main.ran && touch weekly.ran"]}
+""")
+    proc = run_cli("run", "main.yaml", "--with-related", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "weekly.ran").exists()
+    assert "== related sequence weekly" in proc.stdout and "gone.yaml not found" in proc.stderr
+    assert len(list((tmp_path / ".codex" / "runs").iterdir())) == 2

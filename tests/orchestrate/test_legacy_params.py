@@ -65,3 +65,12 @@ def test_missing_related_sequence_warns(tmp_path):
     f.write_text(textwrap.dedent(SEQ))
     (warning,) = related_warnings(load_sequence(f))
     assert warning == f"{f}:15:26: related sequence 'weekly': weekly.yaml not found"
+
+
+def test_parameters_reach_agent_prompts(make_ctx):
+    from codex_tasks.steps.agent_prompt import PromptInputs, render_prompt
+
+    ctx = make_ctx(params={"logs_dir": "x"}, env={"CODEX_PARAM_LOG_DIR": "x", "CODEX_PARAM_MAX_ERRORS": "3", "PATH": "/bin"})
+    prompt = render_prompt(ctx, "Write into {logs_dir}.", PromptInputs())
+    assert "Write into x." in prompt
+    assert "- CODEX_PARAM_LOG_DIR=x\n- CODEX_PARAM_MAX_ERRORS=3" in prompt and "PATH=" not in prompt

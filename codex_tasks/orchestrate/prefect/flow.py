@@ -70,6 +70,7 @@ class PhaseScheduler:
         self.max_parallel = max(1, max_parallel)
         self.stop = stop_flag
         self._signal = threading.Event()
+        self.blocked: set[str] = set()  # skipped steps that stand between a failure and its dependents
 
     def status(self, step_id: str) -> str | None:
         return self.run.rundir.step_state(step_id).get("status")
@@ -88,13 +89,18 @@ class PhaseScheduler:
                 pending = []
             ready: list[PlannedStep] = []
             for step in list(pending):
-                if step.skip:  # not selected (--only, --from, when): skipped, whatever failed before it
-                    pending.remove(step)
-                    execute_step(step, self.run)
-                    continue
                 states = {n: self.status(n) for n in step.needs}
-                if any(s in ("failed", "not_run") for s in states.values()):
-                    bad = next(n for n, s in states.items() if s in ("failed", "not_run"))
+                if step.skip:
+                    # not selected (--only, --from, when): skipped, whatever failed before it; in its
+                    # turn, so the steps after it still wait for the ones before it
+                    if all(st not in (None, "running") for st in states.values()):
+                        pending.remove(step)
+                        execute_step(step, self.run)
+                        if any(st in ("failed", "not_run") or n in self.blocked for n, st in states.items()):
+                            self.blocked.add(step.id)  # what waits on it waits on what failed before it
+                    continue
+                if any(s in ("failed", "not_run") or n in self.blocked for n, s in states.items()):
+                    bad = next(n for n, s in states.items() if s in ("failed", "not_run") or n in self.blocked)
                     record_not_run(step, self.run, f"depends on {bad}, which did not succeed")
                     pending.remove(step)
                     continue
