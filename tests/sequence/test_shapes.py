@@ -117,7 +117,7 @@ def test_unescaped_double_quote_gets_its_hint(tmp_path):
 @pytest.mark.slow
 def test_root_wrapper_run_keeps_change_log_and_questions(tmp_path):
     shutil.copy(FIXTURES / "legacy_root_wrapper.yaml", tmp_path / "seq.yaml")
-    (tmp_path / "README.md").write_text("# no licence words here\n")
+    (tmp_path / "README.md").write_text("# tiny project\n")
     proc = run_cli("run", "seq.yaml", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # record_and_stop: A.2 fails the run
     log = (tmp_path / "hygiene_logs" / "codex_change_log.md").read_text()
