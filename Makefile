@@ -42,6 +42,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check codex_tasks tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports       # the layer rule (pyproject.toml [tool.importlinter])
 	$(VENV)/bin/hadolint Dockerfile
 
 docs: install

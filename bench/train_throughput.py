@@ -29,14 +29,16 @@ VOCAB, BLOCK, BATCH, LR = 8000, 128, 16, 3e-4
 def make_data(folder: Path) -> None:
     import numpy as np
 
-    from codex_tasks.engine.data import TokenWriter, write_json_atomic
+    from codex_tasks.core.files import write_json_atomic
+    from codex_tasks.engine.data import TokenWriter
 
     folder.mkdir(parents=True, exist_ok=True)
     w = TokenWriter(folder / "train.bin", "uint16")
     w.write(np.random.default_rng(0).integers(0, VOCAB, 2_000_000, dtype=np.uint16))
     w.close()
-    write_json_atomic(folder / "meta.json", {"vocab_size": VOCAB, "dtype": "uint16", "block_size": BLOCK,
-                                             "special": {"pad": 0, "bos": 1, "eos": 2}, "train_sha256": w.sha256})
+    meta = {"vocab_size": VOCAB, "dtype": "uint16", "block_size": BLOCK,
+            "special": {"pad": 0, "bos": 1, "eos": 2}, "train_sha256": w.sha256}
+    write_json_atomic(folder / "meta.json", meta, redacted=False, sort_keys=True)
 
 
 def rss_mb() -> float:

@@ -7,63 +7,29 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_tasks import __version__
 from codex_tasks.errors import CodexTasksError, SpecError, SpecErrors, UsageError
+from codex_tasks.orchestrate.options import (
+    UsageParser,
+    add_run_arguments,
+    options_from_args,
+    split_optional_values,
+)
+from codex_tasks.orchestrate.options import ids as _ids
 
-OPTIONAL_VALUE_FLAGS = ("--resume", "--force")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}", hint=f"{self.prog} --help")
-
-
-def _split_optional_values(argv: list[str]) -> tuple[list[str], dict[str, str | bool]]:
-    """`--resume` / `--resume=RUN`, `--force` / `--force=IDS`: a value only after '=', so FILE is never swallowed."""
-    rest: list[str] = []
-    found: dict[str, str | bool] = {}
-    for arg in argv:
-        name, eq, value = arg.partition("=")
-        if name in OPTIONAL_VALUE_FLAGS:
-            found[name] = value if eq else True
-        else:
-            rest.append(arg)
-    return rest, found
-
-
-def _ids(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    return [t.strip() for t in text.split(",") if t.strip()]
+if TYPE_CHECKING:
+    from codex_tasks.tui import Launcher
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="codex-tasks", description="Offline-first task runner for ML code repositories.")
+    p = UsageParser(prog="codex-tasks", description="Offline-first task runner for ML code repositories.")
     p.add_argument("--version", action="version", version=f"codex-tasks {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    def run_options(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("file", help="the sequence file, or builtin:NAME")
-        sp.add_argument("--param", "-p", action="append", default=[], metavar="K=V", help="set a parameter")
-        sp.add_argument("--only", metavar="IDS", help="run only these step ids (comma-separated)")
-        sp.add_argument("--from", dest="from_step", metavar="ID", help="start at this step")
-        sp.add_argument("--dry-run", action="store_true", help="print what each step would do; execute nothing")
-        sp.add_argument("--max-parallel", type=int, default=4, metavar="N", help="independent steps at once (4)")
-        sp.add_argument("--runner", default="local", help="local, dask, or dask=tcp://HOST:PORT")
-        sp.add_argument("--strict", action="store_true", help="manual (description-only) steps fail")
-        sp.add_argument("--workspace", "-w", metavar="DIR", help="where paths resolve and .codex/ lives (cwd)")
-        sp.add_argument("--agent", metavar="AGENT",
-                        help="hand description-only steps to a coding agent: `codex` (the Codex CLI) or any command")
-        sp.add_argument("--unsandboxed-agents", action="store_true",
-                        help="let agents run where no sandbox (bubblewrap) is available")
-        sp.add_argument("--quiet", "-q", action="store_true", help="print only the final line")
-        sp.add_argument("--no-bind", action="store_true", help="no bindings from declared outputs to kinds")
-        sp.epilog = "--resume[=RUN] continues a failed or killed run; --force[=IDS] reruns cached steps."
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=UsageParser)
 
     sp = sub.add_parser("run", help="run a sequence")
-    run_options(sp)
+    add_run_arguments(sp)
     sp.add_argument("--with-related", action="store_true", help="then run the sequence's related_sequences")
     sp.add_argument("--tui", action="store_true", help="show the run in the TUI")
 
@@ -157,14 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         code = _main(argv)
-    except SpecErrors as exc:
-        print(exc.render(), file=sys.stderr)
-        code = 2
-    except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
-        code = 2
-    except CodexTasksError as exc:
-        print(f"codex-tasks: {exc.render()}", file=sys.stderr)
+    except CodexTasksError as exc:  # the one place an error meets the user: `render()` and the exit code
+        located = isinstance(exc, SpecError | SpecErrors)  # these start with FILE:LINE:COL
+        print(exc.render() if located else f"codex-tasks: {exc.render()}", file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         print("codex-tasks: interrupted", file=sys.stderr)
@@ -176,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    argv, optional = _split_optional_values(argv)
+    argv, optional = split_optional_values(argv)
     args = build_parser().parse_args(argv)
     if args.command is None:
         build_parser().print_help()
@@ -193,25 +154,14 @@ def _main(argv: list[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
-    from codex_tasks.orchestrate.runner import RunOptions
 
-    if args.max_parallel < 1:
-        raise UsageError("--max-parallel must be at least 1")
-    force_opt = optional.get("--force")
-    force = None if force_opt is None else (set() if force_opt is True else set(_ids(str(force_opt)) or []))
     printer = _LivePrinter(quiet=args.quiet)
-    opts = RunOptions(
-        on_started=None if args.tui else printer.follow,
-        file=args.file, params=args.param, only=_ids(args.only), from_step=args.from_step,
-        dry_run=args.dry_run, resume=optional.get("--resume"), force=force,
-        max_parallel=args.max_parallel, runner=args.runner, strict=args.strict,
-        workspace=args.workspace, agent=args.agent, quiet=args.quiet, bind=not args.no_bind,
-        unsandboxed_agents=args.unsandboxed_agents,
-    )
+    opts = options_from_args(args, optional)
     if args.tui:
         from codex_tasks.tui import run_with_tui
 
-        return int(run_with_tui(opts))
+        return int(run_with_tui(opts, tui_launcher()))
+    opts.on_started = printer.follow
     code = _run_and_report(opts, printer, args.file)
     if args.with_related:
         code = _run_related(opts, args.file, code)
@@ -333,7 +283,17 @@ def cmd_tui(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
     from codex_tasks.tui import main as tui_main
 
     extra = [k if v is True else f"{k}={v}" for k, v in optional.items()]
-    return int(tui_main(args.target, list(args.run_args) + extra, args.workspace))
+    return int(tui_main(args.target, list(args.run_args) + extra, args.workspace, tui_launcher()))
+
+
+def tui_launcher() -> Launcher:
+    """How the TUI starts, checks and resumes runs (it never imports the runner itself)."""
+    from codex_tasks.orchestrate.options import parse_run_args, resume_options
+    from codex_tasks.orchestrate.prepare import prepare_options
+    from codex_tasks.orchestrate.runner import run_sequence
+    from codex_tasks.tui import Launcher
+
+    return Launcher(parse=parse_run_args, check=prepare_options, run=run_sequence, resume=resume_options)
 
 
 def cmd_rollback(args: argparse.Namespace, _: dict[str, Any]) -> int:
@@ -543,7 +503,7 @@ def cmd_schedule(args: argparse.Namespace, _: dict[str, Any]) -> int:
 
 
 def cmd_new(args: argparse.Namespace, _: dict[str, Any]) -> int:
-    from codex_tasks.sequence.scaffold import new_sequence
+    from codex_tasks.reference.scaffold import new_sequence
 
     path = new_sequence(args.name, from_ref=args.from_ref, dest_dir=Path(args.dest_dir))
     print(f"wrote {path}")

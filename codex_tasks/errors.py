@@ -1,10 +1,21 @@
-"""The one exception tree of codex-tasks.
+"""The one exception tree of codex-tasks, and the one place low-level errors are mapped into it.
 
-User errors carry a location and a hint; the CLI prints them in one or two lines and exits 2.
-A failed step is `StepFailed` (exit 1). Anything else that escapes is a bug and shows a traceback.
+User errors carry a location and a hint; the CLI prints them (one line, `message (hint: ...)`)
+and exits 2. A failed step is `StepFailed` (exit 1). Anything else that escapes is a bug and
+shows a traceback. Code that calls a library whose errors are the user's (a YAML parser, a
+template engine, a server) wraps the call in `map_exceptions({LibError: OurError})`, as httpx
+does with its transports, instead of catching and re-raising by hand.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+
+
+def with_hint(message: str, hint: str | None) -> str:
+    """The one way a hint is shown: `message (hint: do this)`."""
+    return f"{message} (hint: {hint})" if hint else message
 
 
 class CodexTasksError(Exception):
@@ -18,11 +29,8 @@ class CodexTasksError(Exception):
         self.hint = hint
 
     def render(self) -> str:
-        """The one- or two-line text the CLI prints."""
-        text = self.message
-        if self.hint:
-            text += f"\n  hint: {self.hint}"
-        return text
+        """The text the CLI prints: the message and its hint."""
+        return with_hint(self.message, self.hint)
 
 
 class SpecError(CodexTasksError):
@@ -47,10 +55,7 @@ class SpecError(CodexTasksError):
     def render(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}: "
         field = f"{self.path}: " if self.path else ""
-        text = f"{where}{field}{self.message}"
-        if self.hint:
-            text += f" (hint: {self.hint})"
-        return text
+        return with_hint(f"{where}{field}{self.message}", self.hint)
 
 
 class SpecErrors(CodexTasksError):
@@ -68,6 +73,22 @@ class ParamError(CodexTasksError):
     """A parameter value is missing, unknown or of the wrong type."""
 
 
+class RenderError(CodexTasksError):
+    """A placeholder or template could not be rendered; `name` is the unknown name, when that is the cause."""
+
+    def __init__(self, message: str, *, name: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+
+
+class UnsafePlaceholder(RenderError):
+    """A parameter value that cannot be made inert at its position in a shell line."""
+
+    def __init__(self, message: str, hint: str, *, always: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.always = always  # refused by position, whatever the value
+
+
 class UsageError(CodexTasksError):
     """A bad command-line option or argument."""
 
@@ -78,6 +99,13 @@ class RunNotFound(CodexTasksError):
 
 class ServerError(CodexTasksError):
     """The local Prefect server could not be started or reached."""
+
+
+class DiskFull(CodexTasksError):
+    """A write failed because the file system is full (the run stays resumable)."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"disk full at {path}", hint="free some space, then `codex-tasks run FILE --resume`")
 
 
 class AgentUnavailable(CodexTasksError):
@@ -98,6 +126,18 @@ class StepFailed(CodexTasksError):
         self.context = context
 
 
+class StepsFailed(StepFailed):
+    """Some steps of a run failed; raised out of the Prefect flow so its flow run ends Failed."""
+
+
+class RunFailed(CodexTasksError):
+    """A run started for a schedule or deployment did not succeed (its exit code is the run's)."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class StepTimeout(StepFailed):
     """A step ran past its `timeout`."""
 
@@ -110,3 +150,22 @@ class RunInterrupted(CodexTasksError):
     """The run was interrupted (Ctrl-C or `codex-tasks cancel`); its state is saved."""
 
     exit_code = 130
+
+
+ExceptionMap = Mapping[type[BaseException], Callable[[BaseException], CodexTasksError]]
+
+
+@contextmanager
+def map_exceptions(mapping: ExceptionMap) -> Iterator[None]:
+    """Translate low-level errors into the tree at one boundary: inside the block, an exception
+    of a type in `mapping` (the first that matches, in order) is raised again as `mapping[type](exc)`,
+    chained to the original. Errors already in the tree and unmapped ones pass through."""
+    try:
+        yield
+    except CodexTasksError:
+        raise
+    except Exception as exc:
+        for from_type, to_error in mapping.items():
+            if isinstance(exc, from_type):
+                raise to_error(exc) from exc
+        raise

@@ -14,6 +14,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CODEX = str(Path(sys.executable).parent / "codex-tasks")
 
+
+def examples_dir() -> Path:
+    """The shared example sequences: `shared/examples` beside the checkout (or inside it, in a copy
+    made for another machine), else the copy of three of them kept in tests/fixtures/examples."""
+    for shared in (ROOT.parent / "shared" / "examples", ROOT / "shared" / "examples"):
+        if (shared / "legacy_v1_0.yaml").is_file() and (shared / "typed.yaml").is_file():
+            return shared
+    return ROOT / "tests" / "fixtures" / "examples"
+
+
+EXAMPLES = examples_dir()
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")

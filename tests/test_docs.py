@@ -119,22 +119,43 @@ def _newest_state(ws: Path) -> dict:
         return {}
 
 
+def _run_closed(run_dir: Path) -> bool:
+    events = run_dir / "events.ndjson"
+    text = events.read_text(errors="replace") if events.is_file() else ""
+    return any(f'"type": "{t}"' in text or f'"type":"{t}"' in text for t in ("run.finished", "run.failed"))
+
+
+def _wait_drawn(term: Terminal, timeout: float = 60, quiet: float = 0.5) -> None:
+    """Until the app has drawn and then stopped drawing for `quiet` seconds: its screen is
+    current, so a key pressed now answers the final state."""
+    deadline = time.monotonic() + timeout
+    last, still_since = len(term.out), time.monotonic()
+    while term.proc.poll() is None:
+        assert time.monotonic() < deadline, "the TUI did not settle"
+        time.sleep(0.05)
+        if len(term.out) != last:
+            last, still_since = len(term.out), time.monotonic()
+        elif last > 0 and time.monotonic() - still_since >= quiet:
+            return
+
+
 def _run_tui(argv: list[str], ws: Path, starts_run: bool) -> None:
     before = len(list((ws / ".codex" / "runs").iterdir()))
     term = Terminal(argv, ws)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.2)
             if term.proc.poll() is not None:
                 break
             if starts_run:
-                runs = list((ws / ".codex" / "runs").iterdir())
-                if len(runs) > before and _newest_state(ws).get("status") not in (None, "running", "pending"):
+                runs = sorted((ws / ".codex" / "runs").iterdir())
+                # the run's last event: after it the run's thread only returns
+                if len(runs) > before and _run_closed(runs[-1]):
                     break
             elif len(term.out) > 2000:  # the app has drawn its screen
                 break
-        time.sleep(1.5)
+        _wait_drawn(term)
         term.send("q")
         assert term.proc.wait(timeout=30) == 0, term.out[-2000:].decode(errors="replace")
     finally:

@@ -10,7 +10,7 @@ import pytest
 
 from codex_tasks.core.resources import resolve_sequence_ref, tasks_dir
 from codex_tasks.orchestrate.validate import validate_file
-from codex_tasks.sequence.scaffold import SCHEMA_COMMENT
+from codex_tasks.reference.scaffold import SCHEMA_COMMENT
 from tests.conftest import ROOT, run_cli
 
 LIBRARY = sorted(p.name for p in (ROOT / "tasks").glob("*.yaml"))

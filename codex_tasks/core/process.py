@@ -25,7 +25,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -97,8 +97,12 @@ def spawn(
     stdout: int | IO[Any] | None = None,
     stderr: int | IO[Any] | None = None,
     allow_unsandboxed: bool = True,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` in a new session, confined as `sandbox` says; see the module docstring."""
+    """Start `argv` in a new session, confined as `sandbox` says; see the module docstring.
+
+    `pass_fds` stay open in the child (bubblewrap passes them through). Every listener in
+    `spawn_listeners` is told the new process group (the run lock records it)."""
     mode = sandbox.mode
     if mode != "none" and not sandbox_available():
         if mode == "strict" and not allow_unsandboxed:
@@ -107,8 +111,17 @@ def spawn(
                 hint="install bubblewrap, or opt out explicitly (see docs/security.md)")
         mode = "none"
     prefix = bwrap_argv(Sandbox(mode, sandbox.writable, sandbox.network))
-    return subprocess.Popen([*prefix, *argv], cwd=cwd, env=dict(env) if env is not None else None,
-                            stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True)
+    proc = subprocess.Popen([*prefix, *argv], cwd=cwd, env=dict(env) if env is not None else None,
+                            stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True,
+                            pass_fds=tuple(pass_fds))
+    for listener in list(spawn_listeners):
+        listener(proc.pid)
+    return proc
+
+
+# Called with the process-group id of every child `spawn` starts (a run lock registers itself here,
+# so a resume can end what a killed run left behind).
+spawn_listeners: list[Callable[[int], None]] = []
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

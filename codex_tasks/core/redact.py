@@ -1,34 +1,25 @@
 """The one redaction hook every write of the run folder passes through.
 
 Rules come from `codex_tasks.core.secret_rules` (provider formats) plus exact values registered at run
-time: parameters typed `secret` and values a `safety_scan` step found. Further rule providers can
-be added with `register_provider` (the repository steps plug in here).
+time: parameters typed `secret` and values a `safety_scan` step found.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 MASK = "[REDACTED]"
 
 _lock = threading.Lock()
 _values: set[str] = set()
-_providers: list[Callable[[str], str]] = []
 
 
 def register_values(values: Iterable[str]) -> None:
     """Redact these exact strings from everything written from now on (values of 4+ chars)."""
     with _lock:
         _values.update(v for v in values if isinstance(v, str) and len(v) >= 4)
-
-
-def register_provider(fn: Callable[[str], str]) -> None:
-    """Add a text -> text redaction function applied after the built-in rules."""
-    with _lock:
-        if fn not in _providers:
-            _providers.append(fn)
 
 
 def clear_values() -> None:
@@ -49,10 +40,7 @@ def redact(text: str) -> str:
         redact_tokens,  # compiled on first use: `validate` never needs it
     )
 
-    text = redact_tokens(text, MASK)
-    for fn in list(_providers):
-        text = fn(text)
-    return text
+    return redact_tokens(text, MASK)
 
 
 def redact_obj(obj: Any) -> Any:
@@ -64,3 +52,26 @@ def redact_obj(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [redact_obj(v) for v in obj]
     return obj
+
+
+class LineRedactor:
+    """Redacts a stream read line by line, where a secret may span lines: every line of a PEM
+    private-key block (BEGIN through END) is masked, not only a whole block seen at once."""
+
+    def __init__(self) -> None:
+        self.in_block = False
+
+    def feed(self, line: str) -> str:
+        """The redacted form of the next line."""
+        from codex_tasks.core.secret_rules import PRIVATE_KEY_HEADER
+
+        if self.in_block:
+            if "-----END " in line and "PRIVATE KEY" in line:
+                self.in_block = False
+            return MASK
+        match = PRIVATE_KEY_HEADER.search(line)
+        if match:
+            rest = line[match.end():]
+            self.in_block = not ("-----END " in rest and "PRIVATE KEY" in rest)
+            return redact(line[: match.start()]) + MASK
+        return redact(line)

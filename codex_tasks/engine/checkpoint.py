@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_tasks.engine.data import sha256_file
+from codex_tasks.core.files import sha256_file
 
 MANIFEST = "checksums.json"
 STATE = "state.json"

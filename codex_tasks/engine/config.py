@@ -23,7 +23,7 @@ class ModelConfig(_Strict):
     n_layer: int = Field(2, ge=1, le=96, description="Transformer blocks.")
     n_head: int = Field(4, ge=1, le=128, description="Attention heads (must divide `n_embd`).")
     n_embd: int = Field(128, ge=8, le=16384, description="Hidden size.")
-    n_positions: int = Field(128, ge=8, description="Maximum sequence length (at least `block_size`).")
+    n_positions: int = Field(128, ge=8, le=65_536, description="Maximum sequence length (at least `block_size`).")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on embeddings, residuals and attention.")
 
     @model_validator(mode="after")
@@ -53,7 +53,7 @@ class LoraSpec(_Strict):
     """LoRA adapters (peft): only the adapter parameters train."""
 
     r: int = Field(8, ge=1, le=1024, description="Adapter rank.")
-    alpha: float = Field(16.0, gt=0, description="Scaling numerator (`lora_alpha`): updates are scaled by alpha / r.")
+    alpha: float = Field(16.0, gt=0, le=10_000, description="Scaling numerator (`lora_alpha`): updates are scaled by alpha / r.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
     target_modules: list[str] | None = Field(
         None, description="Module names to adapt (default: peft's choice for the architecture, `c_attn` for GPT-2)."
@@ -67,9 +67,9 @@ class LoraSpec(_Strict):
 class CheckpointSpec(_Strict):
     """When to write checkpoints and which to keep."""
 
-    every: int = Field(100, ge=1, description="Write a checkpoint every this many optimizer steps (and at the end).")
-    keep_last: int = Field(3, ge=1, description="Keep the newest N checkpoints.")
-    keep_best: int = Field(1, ge=0, description="Also keep the best K of the older ones by `metric`.")
+    every: int = Field(100, ge=1, le=1_000_000_000, description="Write a checkpoint every this many optimizer steps (and at the end).")
+    keep_last: int = Field(3, ge=1, le=10_000, description="Keep the newest N checkpoints.")
+    keep_best: int = Field(1, ge=0, le=10_000, description="Also keep the best K of the older ones by `metric`.")
     metric: str = Field(
         "eval_loss",
         pattern=r"^(train|eval)_[a-z_]+$",
@@ -100,7 +100,7 @@ class DistributedSpec(_Strict):
 
     nproc_per_node: int = Field(1, ge=1, le=1024, description="Worker processes on this node (one per GPU on CUDA).")
     nnodes: int = Field(1, ge=1, le=4096, description="Nodes taking part; every node runs the same step with its own `node_rank`.")
-    node_rank: int = Field(0, ge=0, description="This node's rank (0 on the node whose rank 0 writes checkpoints and metrics).")
+    node_rank: int = Field(0, ge=0, le=4095, description="This node's rank (0 on the node whose rank 0 writes checkpoints and metrics).")
     master_addr: str = Field("127.0.0.1", min_length=1, description="Address of the node with global rank 0.")
     master_port: int | None = Field(
         None, ge=1, le=65535, description="Rendezvous port on `master_addr` (default: a free port; required when `nnodes` > 1)."
@@ -109,7 +109,7 @@ class DistributedSpec(_Strict):
         "auto", description="Process-group backend: `auto` is NCCL when training on CUDA, else gloo."
     )
     cancel_grace: float = Field(
-        60.0, gt=0, description="Seconds a cancelled run gets to checkpoint and exit before torchrun is terminated."
+        60.0, gt=0, le=3600, description="Seconds a cancelled run gets to checkpoint and exit before torchrun is terminated."
     )
 
     @property
@@ -134,33 +134,33 @@ class TrainSettings(_Strict):
     tokenizer: str | None = Field(
         None, description="The tokenizer folder (default: `data`, where `tokenize` writes it); copied into `final/`."
     )
-    block_size: int | None = Field(None, ge=8, description="Tokens per sequence (default: the data's `block_size`).")
-    batch_size: int = Field(16, ge=1, description="Sequences per micro-batch.")
-    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step (the loss is divided by it).")
-    max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run (default 200 unless `epochs` is given).")
-    epochs: float | None = Field(None, gt=0, description="Passes over the training blocks (instead of `max_steps`).")
+    block_size: int | None = Field(None, ge=8, le=65_536, description="Tokens per sequence (default: the data's `block_size`).")
+    batch_size: int = Field(16, ge=1, le=65_536, description="Sequences per micro-batch.")
+    grad_accum: int = Field(1, ge=1, le=65_536, description="Micro-batches per optimizer step (the loss is divided by it).")
+    max_steps: int | None = Field(None, ge=1, le=1_000_000_000, description="Optimizer steps to run (default 200 unless `epochs` is given).")
+    epochs: float | None = Field(None, gt=0, le=1_000_000, description="Passes over the training blocks (instead of `max_steps`).")
     lr: float = Field(3e-4, gt=0, le=10, description="Peak learning rate (AdamW).")
-    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay (matrices only; not biases or norms).")
+    weight_decay: float = Field(0.1, ge=0, le=10, description="AdamW weight decay (matrices only; not biases or norms).")
     betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas.")
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps from 0 to `lr`.")
+    warmup_steps: int = Field(0, ge=0, le=1_000_000_000, description="Linear warm-up steps from 0 to `lr`.")
     scheduler: Literal["linear", "cosine", "constant"] = Field(
         "cosine", description="Learning-rate decay after warm-up: `linear` / `cosine` to 0, or `constant`."
     )
-    grad_clip: float = Field(1.0, ge=0, description="Clip the global gradient norm to this (0: no clipping).")
+    grad_clip: float = Field(1.0, ge=0, le=1_000_000, description="Clip the global gradient norm to this (0: no clipping).")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="`fp32`; `bf16` autocast (CPU or a bf16-capable GPU); `fp16` autocast + loss scaling (CUDA only)."
     )
-    seed: int = Field(0, ge=0, description="Seed of model initialisation, data order and dropout.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of model initialisation, data order and dropout.")
     deterministic: bool = Field(False, description="Use deterministic algorithms only (`torch.use_deterministic_algorithms`).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto` picks CUDA when available.")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch (default: torch's choice).")
     lora: LoraSpec | None = Field(None, description="Train LoRA adapters instead of all weights.")
     checkpoint: CheckpointSpec = Field(default_factory=lambda: CheckpointSpec.model_validate({}), description="Checkpoint cadence and retention.")
     eval_every: int | None = Field(
-        None, ge=1, description="Evaluate on `eval.bin` every this many steps (default: at each checkpoint)."
+        None, ge=1, le=1_000_000_000, description="Evaluate on `eval.bin` every this many steps (default: at each checkpoint)."
     )
-    eval_batches: int = Field(20, ge=1, description="Batches per evaluation during training.")
-    log_every: int = Field(10, ge=1, description="Write the averaged train loss to the metrics every this many steps.")
+    eval_batches: int = Field(20, ge=1, le=1_000_000_000, description="Batches per evaluation during training.")
+    log_every: int = Field(10, ge=1, le=1_000_000_000, description="Write the averaged train loss to the metrics every this many steps.")
     resume: str = Field(
         "auto",
         min_length=1,
@@ -174,7 +174,7 @@ class TrainSettings(_Strict):
         "`batch_size` x `grad_accum` x world size. Absent (or one process on one node): in-process training.",
     )
     system_metrics_every: float = Field(
-        10.0, ge=0, description="Seconds between CPU/RAM (and GPU via pynvml) samples; 0 turns them off."
+        10.0, ge=0, le=86_400, description="Seconds between CPU/RAM (and GPU via pynvml) samples; 0 turns them off."
     )
     out: str = Field(
         ".codex/artifacts/model",

@@ -1,12 +1,13 @@
-"""Finding a corpus: glob patterns over a folder, excluded folders pruned while walking."""
+"""Finding a corpus: gitignore-style patterns (core/patterns.py) over a folder, excluded folders
+pruned while walking."""
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+
+from codex_tasks.core.patterns import match_any
 
 DEFAULT_CORPUS = ["**/*.py", "docs/**/*.md"]
 DEFAULT_EXCLUDE = [
@@ -18,34 +19,6 @@ DEFAULT_EXCLUDE = [
     "**/node_modules/**",
     "**/site-packages/**",
 ]
-
-
-@lru_cache(maxsize=256)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A glob with `**` (any folders), `*` and `?` (within one path part) as a regex."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def _matches(rel: str, patterns: list[str]) -> bool:
-    return any(glob_regex(p).match(rel) for p in patterns)
 
 
 def find_files(root: Path, patterns: list[str], exclude: list[str] | None = None) -> list[Path]:
@@ -69,10 +42,10 @@ def find_files(root: Path, patterns: list[str], exclude: list[str] | None = None
             rel_dir = os.path.relpath(dirpath, root)
             rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
             # prune excluded folders before descending (a .venv holds gigabytes)
-            dirnames[:] = sorted(d for d in dirnames if not _matches(f"{rel_dir}{d}/", exclude))
+            dirnames[:] = sorted(d for d in dirnames if not match_any(f"{rel_dir}{d}/", exclude))
             for name in filenames:
                 rel = rel_dir + name
-                if _matches(rel, rel_patterns) and not _matches(rel, exclude):
+                if match_any(rel, rel_patterns) and not match_any(rel, exclude):
                     found.add(Path(dirpath) / name)
     return sorted(found)
 

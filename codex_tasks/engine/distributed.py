@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
 
@@ -220,9 +221,7 @@ def worker_main(argv: list[str] | None = None, hooks_class: type[WorkerHooks] = 
         errors = Path(spec["error_dir"])
         errors.mkdir(parents=True, exist_ok=True)
         record = {"rank": rank, "time": time.time(), "message": message, "hint": hint}
-        tmp = errors / f".rank-{rank}.json.tmp"
-        tmp.write_text(json.dumps(record), encoding="utf-8")
-        os.replace(tmp, errors / f"rank-{rank}.json")
+        write_json_atomic(errors / f"rank-{rank}.json", record, redacted=False, compact=True)
         with contextlib.suppress(OSError):
             print(f"[rank {rank}] error: {message}", file=sys.stderr, flush=True)
             if not isinstance(e, CodexTasksError):

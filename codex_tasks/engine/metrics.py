@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from codex_tasks.core.files import write_text_atomic
 
 FIELDS = ["timestamp", "run_id", "step", "split", "metric", "value"]
 
@@ -68,9 +69,7 @@ class MetricsLog:
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
         for path, text in ((self.ndjson, "".join(json.dumps(r) + "\n" for r in rows)), (self.csv, self._csv_text(rows))):
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            write_text_atomic(path, text, redacted=False)
 
     @staticmethod
     def _csv_text(rows: list[dict[str, Any]]) -> str:

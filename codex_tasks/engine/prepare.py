@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.files import sha256_file, write_json_atomic
 from codex_tasks.engine.corpus import Document, find_files, read_documents, split_documents
-from codex_tasks.engine.data import META_FILE, TokenWriter, dtype_for_vocab, sha256_file, write_json_atomic
+from codex_tasks.engine.data import META_FILE, TokenWriter, dtype_for_vocab
 from codex_tasks.engine.tokenizer import CodeTokenizer, load_tokenizer, train_bpe, train_sentencepiece
 from codex_tasks.errors import StepFailed
 
@@ -135,5 +136,6 @@ def prepare_token_data(spec: PrepareSpec, log: Callable[[str], None], progress: 
         ),
         **{f"{name}_{k}": v for name, facts in splits.items() for k, v in facts.items()},
     }
-    write_json_atomic(spec.out / META_FILE, meta)  # no timings in it: same input, same bytes
+    # no timings in it: same input, same bytes
+    write_json_atomic(spec.out / META_FILE, meta, redacted=False, sort_keys=True)
     return {**meta, "encode_seconds": round(encode_s, 4)}

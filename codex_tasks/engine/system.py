@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from codex_tasks.core.hardware import gpu_usage
+
 
 def sample_system() -> dict[str, float]:
     """One reading: CPU %, RAM used (MB and %), this process's RSS (MB), and per-GPU figures."""
@@ -22,30 +24,7 @@ def sample_system() -> dict[str, float]:
         "system_memory_usage_percentage": vm.percent,
         "process_rss_megabytes": psutil.Process().memory_info().rss / 1e6,
     }
-    out.update(_sample_gpus())
-    return out
-
-
-def _sample_gpus() -> dict[str, float]:
-    try:
-        import pynvml
-    except ImportError:
-        return {}
-    try:
-        pynvml.nvmlInit()
-    except Exception:  # no driver / no GPU
-        return {}
-    out: dict[str, float] = {}
-    try:
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            util = pynvml.nvmlDeviceGetUtilizationRates(h)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            out[f"gpu_{i}_utilization_percentage"] = float(util.gpu)
-            out[f"gpu_{i}_memory_usage_megabytes"] = mem.used / 1e6
-            out[f"gpu_{i}_memory_usage_percentage"] = 100.0 * mem.used / mem.total if mem.total else 0.0
-    finally:
-        pynvml.nvmlShutdown()
+    out.update(gpu_usage())
     return out
 
 

@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.engine.checkpoint import newest_valid, prune_checkpoints, save_checkpoint, verify_checkpoint
 from codex_tasks.engine.config import TrainSettings
-from codex_tasks.engine.data import BlockSampler, TokenData, n_blocks, write_json_atomic
+from codex_tasks.engine.data import BlockSampler, TokenData, n_blocks
 from codex_tasks.engine.distributed import DistInfo
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.engine.metrics import MetricsLog
@@ -557,7 +558,7 @@ class Trainer:
             "mlflow_run_id": self.tracker.run_id if self.tracker is not None else None,
             "world_size": self.dist.world_size,
         }
-        write_json_atomic(self.out / "train_summary.json", summary)
+        write_json_atomic(self.out / "train_summary.json", summary, redacted=False, sort_keys=True)
         return summary
 
     def cleanup(self, status: str = "FINISHED") -> None:

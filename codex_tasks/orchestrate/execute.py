@@ -1,10 +1,9 @@
-"""Execute one planned step: skip / manual / resume / cache decisions, the kind's run, outputs,
-events, state, and error capture. Knows nothing of Prefect (compile.py wraps it in a task).
+"""Execute one planned step: act on `decide` (skip / manual / kept / cached / run), the kind's run,
+outputs, events, state, and error capture. Knows nothing of Prefect (prefect/flow.py wraps it in a task).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -13,17 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_tasks import __version__
-from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
+from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed, with_hint
 from codex_tasks.orchestrate.atomic import is_atomic_task, run_atomic_task
-from codex_tasks.orchestrate.bindings import sink_paths
+from codex_tasks.orchestrate.decide import decide
 from codex_tasks.orchestrate.plan import Plan, PlannedStep
 from codex_tasks.runs.cache import CacheIndex, link_tree
 from codex_tasks.runs.errorcap import append_error, build_error_record
 from codex_tasks.runs.events import now_iso
-from codex_tasks.runs.hashing import deps_hash, expand, path_hash
+from codex_tasks.runs.hashing import expand, path_hash
 from codex_tasks.runs.rundir import CANCEL_FILE, RunDir
-from codex_tasks.steps.base import StepContext, StepResult, kind_deps, kind_outputs
+from codex_tasks.steps.base import StepContext, StepResult, kind_outputs
 
 OK_STATUSES = ("succeeded", "cached", "manual", "skipped")
 
@@ -82,75 +80,6 @@ class Outcome:
     retryable: bool = False
 
 
-def _kind_module(step: PlannedStep) -> Any:
-    from codex_tasks.steps import load_kind
-
-    return load_kind("shell" if step.kind in ("shell", "manual") else step.kind)
-
-
-def _context(step: PlannedStep, run: RunContext, attempt: int = 1) -> StepContext:
-    prev = run.previous.get(step.id, {})
-    prev_dir = Path(prev["step_dir"]) if prev.get("step_dir") and run.resuming else None
-    return StepContext(
-        step_id=step.id,
-        phase_id=step.phase_id,
-        workspace=run.workspace,
-        step_dir=run.rundir.step_dir(step.id),
-        run_dir=run.rundir.path,
-        run_id=run.rundir.run_id,
-        params=run.params,
-        events=run.rundir.events,
-        env={**run.env, **step.env, "CODEX_STEP_ID": step.id, "CODEX_PHASE_ID": step.phase_id},
-        description=step.description,
-        timeout=step.timeout,
-        dry_run=run.dry_run,
-        resuming=run.resuming,
-        previous_step_dir=prev_dir,
-        cancel_event=run.cancel_event,
-        outputs_of=lambda sid: list(run.rundir.step_state(sid).get("outputs", [])),
-        lines=list(step.lines),
-        declared_outputs=[p for p, _ in step.outputs if p not in sink_paths(step)],
-        declared_output_notes={p: d for p, d in step.outputs},
-        conditions=list(step.conditions),
-        policy=dict(step.policy),
-    )
-
-
-def cache_mode(step: PlannedStep, module: Any) -> bool:
-    """Whether this step may be served from the cache."""
-    default = getattr(module, "CACHE", "never")
-    if step.kind == "manual" or default == "never":
-        return False
-    allowed = getattr(module, "cacheable", None)  # a kind may cache only some configurations
-    if allowed is not None and step.config is not None and not allowed(step.config):
-        return False
-    if step.kind == "shell":
-        return bool(step.cache) and bool(step.outputs)
-    if default == "default":
-        return step.cache is not False
-    return bool(step.cache)  # opt_in
-
-
-def fingerprint(step: PlannedStep, run: RunContext, ctx: StepContext, module: Any) -> str:
-    """SHA-256 over kind, rendered config/lines/env, deps content, upstream outputs, version.
-    Per-run values (run id, run dir, timestamps) never enter it."""
-    assert run.cache is not None
-    h = hashlib.sha256()
-    h.update(f"codex-tasks {__version__}\nkind {step.kind}\n".encode())
-    h.update(json.dumps(step.with_raw, sort_keys=True, default=str).encode() + b"\n")
-    h.update(json.dumps(step.lines).encode() + b"\n")
-    h.update(json.dumps(sorted(step.env.items())).encode() + b"\n")
-    h.update(json.dumps([p for p, _ in step.outputs if p not in sink_paths(step)]).encode() + b"\n")
-    cfg = step.config if step.config is not None else module.With()
-    deps = list(step.deps) + kind_deps(module, cfg, ctx)
-    h.update(b"deps " + deps_hash(deps, run.workspace, run.cache.memo).encode() + b"\n")
-    for up in step.needs:
-        h.update(f"upstream {up} ".encode())
-        outs = run.rundir.step_state(up).get("outputs", [])
-        h.update(json.dumps([(o.get("path"), o.get("sha256")) for o in outs]).encode() + b"\n")
-    return h.hexdigest()
-
-
 def hash_outputs(paths: list[str], run: RunContext) -> list[dict[str, Any]]:
     memo = run.cache.memo if run.cache else None
     out = []
@@ -187,10 +116,7 @@ def record_not_run(step: PlannedStep, run: RunContext, reason: str) -> None:
 def capture_error(step: PlannedStep, run: RunContext, exc: BaseException) -> str:
     """Write the error block (NDJSON) and return the one-line message."""
     if isinstance(exc, StepFailed):
-        message, context = exc.message, exc.context
-        if exc.hint:
-            message += f" (hint: {exc.hint})"
-        tb = ""
+        message, context, tb = with_hint(exc.message, exc.hint), exc.context, ""
     elif isinstance(exc, CodexTasksError):
         message, context, tb = exc.message, exc.hint or "", ""
     else:
@@ -222,76 +148,45 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
     rd = run.rundir
     base: dict[str, Any] = {"phase_id": step.phase_id, "kind": step.kind, "description": step.description,
             "step_dir": str(rd.step_dir(step.id))}
-    if step.skip:
-        rd.update_step(step.id, status="skipped", note=step.skip, **base)
-        rd.events.emit("step.skipped", step_id=step.id, phase_id=step.phase_id, note=step.skip)
-        return Outcome("skipped")
-    if run.cancel_event.is_set():
+    if run.cancel_event.is_set() and not step.skip:
         record_not_run(step, run, "run interrupted")
         return Outcome("not_run")
-
-    if step.kind == "manual" and not step.bindings and not run.agent_command:
-        expected = [p for p, _ in step.outputs]
-        if run.strict:
-            start = time.time()
-            rd.update_step(step.id, status="running", started=now_iso(start), **base)
-            exc = StepFailed("manual step under --strict: it has only a description",
-                             context=step.description,
-                             hint="give it actions/commands, or run without --strict")
-            msg = capture_error(step, run, exc)
-            return _finish(step, run, "failed", start, error=msg, expected_outputs=expected)
-        note = "manual: needs a person" + (f"; expected outputs: {', '.join(expected)}" if expected else "")
-        rd.update_step(step.id, status="manual", note=note, expected_outputs=expected, **base)
-        rd.events.emit("step.manual", step_id=step.id, phase_id=step.phase_id, note=note)
+    decision = decide(step, run)
+    if decision.action == "skipped":
+        rd.update_step(step.id, status="skipped", note=decision.reason, **base)
+        rd.events.emit("step.skipped", step_id=step.id, phase_id=step.phase_id, note=decision.reason)
+        return Outcome("skipped")
+    expected = [p for p, _ in step.outputs]
+    if decision.action == "fail":
+        start = time.time()
+        rd.update_step(step.id, status="running", started=now_iso(start), **base)
+        exc = StepFailed(decision.reason, context=step.description,
+                         hint="give it actions/commands, or run without --strict")
+        msg = capture_error(step, run, exc)
+        return _finish(step, run, "failed", start, error=msg, expected_outputs=expected)
+    if decision.action == "manual":
+        rd.update_step(step.id, status="manual", note=decision.reason, expected_outputs=expected, **base)
+        rd.events.emit("step.manual", step_id=step.id, phase_id=step.phase_id, note=decision.reason)
         return Outcome("manual")
+    entry, fp = decision.entry or {}, decision.fingerprint
+    if decision.action == "kept":  # entry: its state in the earlier attempt
+        rd.update_step(step.id, **{**entry, "note": decision.reason})
+        rd.events.emit("step.kept", step_id=step.id, phase_id=step.phase_id,
+                       note=f"succeeded in attempt {entry.get('attempt', 1)}")
+        return Outcome(str(entry["status"]))
+    if decision.rerun:
+        rd.events.emit("log", step_id=step.id, line=f"rerunning: {decision.rerun}")
+    if decision.action == "cached":
+        linked = link_tree(Path(entry.get("step_dir", "")), rd.step_dir(step.id)) if entry.get("step_dir") else 0
+        rd.update_step(step.id, status="cached", fingerprint=fp, outputs=entry.get("outputs", []),
+                       summary=entry.get("summary", {}), note=decision.reason, linked_files=linked,
+                       cached_from=entry.get("run_id"), started=now_iso(), finished=now_iso(),
+                       duration=0.0, attempt=rd.state.get("attempt", 1), **base)
+        rd.events.emit("step.cached", step_id=step.id, phase_id=step.phase_id, note=decision.reason)
+        return Outcome("cached")
 
-    module = _kind_module(step)
-    ctx = _context(step, run, attempt)
-    cfg = step.config if step.config is not None else module.With()
-    if step.kind == "manual" and not step.bindings and run.agent_command:
-        # `run --agent CMD`: a description-only step goes to the coding agent (scratch tree, gated patch)
-        from codex_tasks.steps import agent
-
-        module = agent
-        cfg = agent.config_for_agent(run.agent_command, unsandboxed=run.unsandboxed_agents)
-    elif step.kind == "test":
-        cfg = test_settings(cfg, run)
-    elif step.kind == "agent" and run.unsandboxed_agents:
-        cfg = cfg.model_copy(update={"sandbox_required": False})
-    cacheable = cache_mode(step, module) and not run.dry_run
-    fp = None
-    if cacheable and run.cache is not None:
-        try:
-            fp = fingerprint(step, run, ctx, module)
-            run.fingerprints[step.id] = fp
-        except OSError:
-            fp = None
-
-    # Resume: a step that finished in an earlier attempt is kept when nothing changed.
-    prev = run.previous.get(step.id)
-    if run.resuming and prev and prev.get("status") in ("succeeded", "cached") and not run.forced(step.id):
-        changed = fp is not None and prev.get("fingerprint") not in (None, fp)
-        intact = (run.cache or CacheIndex(run.workspace)).outputs_intact(prev, run.workspace)
-        if not changed and intact is None:
-            rd.update_step(step.id, **{**prev, "note": f"kept from attempt {prev.get('attempt', 1)}"})
-            rd.events.emit("step.kept", step_id=step.id, phase_id=step.phase_id,
-                           note=f"succeeded in attempt {prev.get('attempt', 1)}")
-            return Outcome(str(prev["status"]))
-        reason = "its fingerprint changed" if changed else intact
-        rd.events.emit("log", step_id=step.id, line=f"rerunning: {reason}")
-
-    if fp is not None and run.cache is not None and not run.forced(step.id):
-        entry = run.cache.get(fp)
-        if entry is not None and run.cache.outputs_intact(entry, run.workspace) is None:
-            linked = link_tree(Path(entry.get("step_dir", "")), rd.step_dir(step.id)) if entry.get("step_dir") else 0
-            note = f"cached (fingerprint {fp[:12]}, from run {entry.get('run_id')})"
-            rd.update_step(step.id, status="cached", fingerprint=fp, outputs=entry.get("outputs", []),
-                           summary=entry.get("summary", {}), note=note, linked_files=linked,
-                           cached_from=entry.get("run_id"), started=now_iso(), finished=now_iso(),
-                           duration=0.0, attempt=rd.state.get("attempt", 1), **base)
-            rd.events.emit("step.cached", step_id=step.id, phase_id=step.phase_id, note=note)
-            return Outcome("cached")
-
+    module, cfg, ctx = decision.module, decision.config, decision.context
+    assert ctx is not None
     start = time.time()
     rd.update_step(step.id, persist=False, status="running", started=now_iso(start), attempts=attempt, **base)
     rd.events.emit("step.started", step_id=step.id, phase_id=step.phase_id, kind=step.kind,
@@ -340,18 +235,6 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
         run.cache.put(fp, {"step_id": step.id, "kind": step.kind, "run_id": rd.run_id, "created": now_iso(),
                            "outputs": outputs, "summary": result.summary, "step_dir": str(rd.step_dir(step.id))})
     return outcome
-
-
-def test_settings(cfg: Any, run: RunContext) -> Any:
-    """CODEX_COLLECT_COVERAGE (when honoured) turns coverage on; the legacy `coverage_threshold`
-    parameter then fails a test step under it."""
-    if "CODEX_COLLECT_COVERAGE" not in run.flags:
-        return cfg
-    threshold = run.params.get("coverage_threshold")
-    update: dict[str, Any] = {"coverage": True}
-    if cfg.coverage_threshold is None and isinstance(threshold, int | float) and not isinstance(threshold, bool):
-        update["coverage_threshold"] = float(threshold)
-    return cfg.model_copy(update=update)
 
 
 def check_declared_outputs(ctx: StepContext, result: StepResult) -> None:

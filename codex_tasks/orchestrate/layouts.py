@@ -297,7 +297,7 @@ def _run_kind(kind: str, group: list[Binding], ctx: StepContext, load_kind: Any,
         _audit_files(sub_ctx.step_dir, ctx, group)
     elif kind == "test":
         failure: StepFailed | None = None
-        from codex_tasks.orchestrate.execute import test_settings
+        from codex_tasks.orchestrate.legacy_params import test_settings
 
         try:
             module.run(test_settings(module.With(), run), sub_ctx)

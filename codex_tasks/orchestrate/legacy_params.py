@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from codex_tasks.render.templating import RenderError, unknown_names
+from codex_tasks.errors import RenderError
+from codex_tasks.render.templating import unknown_names
 from codex_tasks.sequence.load import LoadedSequence
 
 
@@ -114,3 +115,15 @@ def root_workspace(loaded: LoadedSequence, cli: dict[str, str]) -> str | None:
         return None
     value = cli.get("root", spec.default)
     return str(value) if value not in (None, "") else None
+
+
+def test_settings(cfg: Any, run: Any) -> Any:
+    """CODEX_COLLECT_COVERAGE (when honoured) turns coverage on; the legacy `coverage_threshold`
+    parameter then fails a test step under it."""
+    if "CODEX_COLLECT_COVERAGE" not in run.flags:
+        return cfg
+    threshold = run.params.get("coverage_threshold")
+    update: dict[str, Any] = {"coverage": True}
+    if cfg.coverage_threshold is None and isinstance(threshold, int | float) and not isinstance(threshold, bool):
+        update["coverage_threshold"] = float(threshold)
+    return cfg.model_copy(update=update)

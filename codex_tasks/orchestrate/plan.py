@@ -12,10 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from codex_tasks.core.names import closest
 from codex_tasks.errors import SpecError, SpecErrors
 from codex_tasks.render.templating import (
     RenderError,
     evaluate,
+    placeholder_form,
     render_shell_lines,
     render_string,
     render_value,
@@ -23,8 +25,11 @@ from codex_tasks.render.templating import (
     unknown_names,
 )
 from codex_tasks.sequence.graph import phase_edges
-from codex_tasks.sequence.load import LoadedSequence, Origin, closest, pydantic_errors
+from codex_tasks.sequence.kinds import KINDS
+from codex_tasks.sequence.load import LoadedSequence
 from codex_tasks.sequence.models import Step
+from codex_tasks.sequence.origins import Origin, pydantic_errors
+from codex_tasks.steps import load_kind
 
 
 @dataclass
@@ -128,8 +133,9 @@ def check_placeholders(loaded: LoadedSequence, known: list[str]) -> list[SpecErr
                 continue
             for name in bad:
                 guess = closest(name, known)
-                errors.append(_err(o, RenderError(f"unknown placeholder {{{name}}}",
-                                                  hint=f"did you mean {{{guess}}}?" if guess else "declare it under 'params'"), *rel))
+                form = placeholder_form(text, name)  # as written: `{nme}` or `{{ nme }}`
+                hint = f"did you mean {form.replace(name, guess)}?" if guess else "declare it under 'params'"
+                errors.append(_err(o, RenderError(f"unknown placeholder {form}", hint=hint), *rel))
     return errors
 
 
@@ -171,8 +177,6 @@ def build_plan(
     bind: bool = True,
 ) -> Plan:
     """Render the sequence with `params`; raise `SpecErrors` listing every problem."""
-    from codex_tasks.steps import load_kind
-
     spec = loaded.spec
     errors: list[SpecError] = []
     all_ids = [s.id for _, s in spec.steps()]
@@ -241,7 +245,7 @@ def build_plan(
                             ps.skip = f"when: {step.when.strip()} is false"
                     except RenderError as exc:
                         errors.append(_err(o, exc, "when"))
-                if step.uses is not None and step.uses in _known_kinds():
+                if step.uses is not None and step.uses in KINDS:
                     raw = step.with_ or {}
                     try:
                         rendered = render_value(raw, values)
@@ -279,8 +283,3 @@ def _render_description(text: str, values: dict[str, Any]) -> str:
     except RenderError:
         return text.strip()
 
-
-def _known_kinds() -> dict[str, str]:
-    from codex_tasks.steps import KINDS
-
-    return KINDS

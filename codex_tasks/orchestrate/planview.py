@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from codex_tasks.orchestrate.execute import RunContext, _context, _kind_module, cache_mode, fingerprint
+from codex_tasks.orchestrate.bindings import output_warnings
+from codex_tasks.orchestrate.decide import decide
+from codex_tasks.orchestrate.execute import RunContext
 from codex_tasks.orchestrate.plan import Plan
+from codex_tasks.orchestrate.prepare import prepare_run
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.rundir import RunDir
 
@@ -30,61 +32,30 @@ def predict(plan: Plan, workspace: Path) -> list[dict[str, Any]]:
     for step in plan.steps():
         row: dict[str, Any] = {"id": step.id, "phase_id": step.phase_id, "kind": step.kind,
                                "needs": step.needs, "description": step.description}
-        if step.skip:
-            row.update(action="skipped", why=step.skip)
-        elif step.manual:
-            row.update(action="manual", why="description only: needs a person (--strict fails it)")
-        else:
-            module = _kind_module(step)
-            if step.bindings:
-                kinds = list(dict.fromkeys(b.kind for b in step.bindings))
-                row.update(action="run", why=f"bound to {', '.join(kinds)} ({len(step.bindings)} output(s))")
-            elif not cache_mode(step, module):
-                why = "not cacheable" if getattr(module, "CACHE", "never") == "never" else \
-                    ("shell steps cache only with outputs and cache: true" if step.kind == "shell" else "cache off")
-                row.update(action="run", why=why)
-            else:
-                ctx = _context(step, run)
-                fp = fingerprint(step, run, ctx, module)
-                entry = cache.get(fp)
-                row["fingerprint"] = fp
-                if entry is None:
-                    row.update(action="run", why="no cache entry for its fingerprint")
-                else:
-                    broken = cache.outputs_intact(entry, workspace)
-                    if broken:
-                        row.update(action="run", why=f"cache entry found but {broken}")
-                    else:
-                        row.update(action="cached", why=f"fingerprint match (run {entry.get('run_id')})")
-                        rd.state.setdefault("steps", {})[step.id] = {"outputs": entry.get("outputs", [])}
+        decision = decide(step, run)
+        row.update(action=decision.action, why=decision.reason)
+        if decision.fingerprint is not None:
+            row["fingerprint"] = decision.fingerprint
+        if decision.action == "manual":
+            row["why"] += " (--strict fails it)"
+        elif decision.action == "cached" and decision.entry is not None:
+            # what the cached step will record, so the steps after it fingerprint as in the run
+            rd.state.setdefault("steps", {})[step.id] = {"outputs": decision.entry.get("outputs", [])}
         rows.append(row)
     return rows
 
 
 def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step: str | None,
               workspace: str | None, fmt: str, strict: bool = False, bind: bool = True) -> str:
-    from codex_tasks.core.resources import resolve_sequence_ref as resolve_file
-    from codex_tasks.orchestrate.plan import build_plan
-    from codex_tasks.render.params import parse_cli_params, resolve_params
-    from codex_tasks.runs.events import now_iso
-    from codex_tasks.sequence.load import load_sequence
+    """The plan of `file` as text, json, mermaid or dot (`strict`: outputs nothing writes are errors)."""
+    from codex_tasks.orchestrate.legacy_params import param_aliases, related_warnings
 
-    loaded = load_sequence(resolve_file(file))
-    ws = Path(workspace or os.getcwd()).resolve()
-    builtins = {"run_id": "plan", "run_dir": str(ws / ".codex/runs/plan"), "workspace": str(ws), "timestamp": now_iso()}
-    cli = parse_cli_params(params)
-    values = resolve_params(loaded.spec, cli, builtins)
-    from codex_tasks.orchestrate.legacy_params import apply_aliases, related_warnings
-
-    notes = apply_aliases(loaded, values, cli)
-    plan = build_plan(loaded, values, only=only, from_step=from_step, bind=bind)
-    from codex_tasks.orchestrate.bindings import output_errors, output_warnings
-
-    if strict and output_errors(plan):
-        from codex_tasks.errors import SpecErrors
-
-        raise SpecErrors(output_errors(plan))
+    prepared = prepare_run(file, params, workspace, only=only, from_step=from_step, run_id="plan", bind=bind,
+                           strict=strict)
+    loaded, plan, ws = prepared.loaded, prepared.plan, prepared.workspace
     warnings = loaded.warnings + related_warnings(loaded) + output_warnings(plan)
+    notes = [f"cli_parameters {name!r} drives {{{target}}} (one letter apart)"
+             for name, target in param_aliases(loaded).items()]
     rows = predict(plan, ws)
     if fmt == "json":
         for r in rows:

@@ -5,52 +5,29 @@ user errors are raised as `CodexTasksError` (exit 2) before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codex_tasks.core import redact as redaction
 from codex_tasks.core.files import write_json_atomic, write_text_atomic
-from codex_tasks.core.resources import resolve_sequence_ref
-from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
+from codex_tasks.core.names import slug
+from codex_tasks.errors import CodexTasksError
 from codex_tasks.orchestrate.execute import RunContext, execute_step
-from codex_tasks.orchestrate.plan import Plan, build_plan
-from codex_tasks.render.params import param_env, parse_cli_params, resolve_params, secret_values
+from codex_tasks.orchestrate.options import RunOptions
+from codex_tasks.orchestrate.prepare import PreparedRun, prepare_options
+from codex_tasks.render.params import hidden_params, param_env, secret_marker, secret_values
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.events import now_iso
-from codex_tasks.runs.rundir import RunDir, codex_dir, is_alive, list_run_dirs, new_run_id, runs_root
-from codex_tasks.sequence.load import LoadedSequence, load_sequence
-
-RESUMABLE = ("failed", "interrupted", "cancelled", "running")
-
-
-@dataclass
-class RunOptions:
-    file: str
-    params: list[str] = field(default_factory=list)
-    only: list[str] | None = None
-    from_step: str | None = None
-    dry_run: bool = False
-    resume: str | bool | None = None  # True: the newest resumable run of this sequence
-    force: set[str] | None = None
-    max_parallel: int = 4
-    runner: str = "local"
-    strict: bool = False
-    workspace: str | None = None
-    agent: str | None = None
-    unsandboxed_agents: bool = False
-    quiet: bool = False
-    bind: bool = True  # bindings from declared outputs to kinds (`--no-bind` turns them off)
-    on_event: Callable[[dict[str, Any]], None] | None = None
-    on_started: Callable[[RunDir], None] | None = None
-    cancel_event: threading.Event | None = None  # set it to stop the run cleanly (as SIGUSR1 does)
+from codex_tasks.runs.rundir import RunDir, codex_dir
 
 
 @dataclass
@@ -58,92 +35,6 @@ class RunResult:
     exit_code: int
     rundir: RunDir | None
     status: str
-
-
-resolve_file = resolve_sequence_ref
-
-
-def _find_resumable(workspace: Path, file: Path, ref: str | bool) -> RunDir:
-    from codex_tasks.runs.rundir import find_run
-
-    if isinstance(ref, str):
-        rd = find_run(workspace, ref)
-    else:
-        target = str(file.resolve())
-        candidates = []
-        for d in list_run_dirs(workspace):
-            try:
-                r = RunDir.open(d)
-            except CodexTasksError:
-                continue
-            if r.state.get("sequence_file") == target:
-                candidates.append(r)
-        resumable = [r for r in candidates if r.state.get("status") in RESUMABLE]
-        if not resumable:
-            raise RunNotFound(f"no failed, cancelled or killed run of {file} to resume in {runs_root(workspace)}",
-                              hint="run it without --resume")
-        rd = resumable[-1]
-    status = rd.state.get("status")
-    if status == "running" and is_alive(rd.state.get("pid")) and rd.state.get("pid") != os.getpid():
-        raise UsageError(f"run {rd.run_id} is still running (pid {rd.state.get('pid')})",
-                         hint=f"codex-tasks cancel {rd.run_id} first")
-    if status not in RESUMABLE:
-        raise UsageError(f"run {rd.run_id} {status}; nothing to resume", hint="run it without --resume")
-    return rd
-
-
-def prepare(opts: RunOptions) -> tuple[LoadedSequence, Plan, Path, str, dict[str, Any], RunDir | None]:
-    """Everything that can fail on bad input, before anything is written."""
-    file = resolve_file(opts.file)
-    loaded = load_sequence(file)
-    cli = parse_cli_params(opts.params)
-    from codex_tasks.orchestrate.legacy_params import root_workspace
-
-    workspace = Path(opts.workspace or root_workspace(loaded, cli) or os.getcwd()).resolve()
-    if not workspace.is_dir():
-        raise UsageError(f"--workspace {workspace}: not a folder")
-    previous: RunDir | None = None
-    stored: dict[str, Any] | None = None
-    if opts.resume:
-        previous = _find_resumable(workspace, file, opts.resume)
-        run_id = previous.run_id
-        stored = previous.state.get("params", {})
-        # a resumed --only / --from run resumes that selection, unless the resume names its own
-        before = previous.state.get("options") or {}
-        if opts.only is None and opts.from_step is None:
-            opts.only, opts.from_step = before.get("only"), before.get("from")
-    else:
-        run_id = new_run_id()
-    run_dir = runs_root(workspace) / run_id
-    builtins = {"run_id": run_id, "run_dir": str(run_dir), "workspace": str(workspace),
-                "timestamp": now_iso()}
-    values = resolve_params(loaded.spec, cli, builtins, stored=stored)
-    from codex_tasks.orchestrate.legacy_params import apply_aliases
-
-    apply_aliases(loaded, values, cli)
-    plan = build_plan(loaded, values, only=opts.only, from_step=opts.from_step, bind=opts.bind)
-    if opts.strict:
-        from codex_tasks.orchestrate.bindings import output_errors
-
-        problems = output_errors(plan)
-        if problems:
-            raise SpecErrors(problems)
-    if not (opts.dry_run or values.get("dry_run") is True):
-        _agent_preflight(plan, opts)
-    return loaded, plan, workspace, run_id, values, previous
-
-
-def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
-    """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
-    from codex_tasks.steps import agent
-
-    steps = [s for s in plan.steps() if not s.skip]
-    if opts.agent and any(s.kind == "manual" for s in steps):
-        agent.preflight(agent.config_for_agent(opts.agent, unsandboxed=opts.unsandboxed_agents))
-    for s in steps:
-        if s.kind == "agent" and s.config is not None:
-            cfg = s.config.model_copy(update={"sandbox_required": False}) if opts.unsandboxed_agents else s.config
-            agent.preflight(cfg)
 
 
 def path_with_interpreter() -> str:
@@ -155,9 +46,28 @@ def path_with_interpreter() -> str:
 
 
 def run_sequence(opts: RunOptions) -> RunResult:
-    loaded, plan, workspace, run_id, values, previous = prepare(opts)
+    """Run a sequence (see the module docstring); one run at a time per workspace."""
+    prepared = prepare_options(opts)
+    lock = None
+    if not (opts.dry_run or prepared.values.get("dry_run") is True):
+        from codex_tasks.runs.lock import RunLock
+
+        # before anything is written: a second run is refused (exit 2), and what a killed run left
+        # running is ended before this one (a resume of it, or any other) starts a step
+        lock = RunLock(prepared.workspace).acquire(prepared.run_id)
+    try:
+        return _run_prepared(opts, prepared)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
+    loaded, plan, workspace, values, previous = (prepared.loaded, prepared.plan, prepared.workspace,
+                                                 prepared.values, prepared.previous)
     spec = loaded.spec
-    redaction.register_values(secret_values(spec, values))
+    hidden = hidden_params(spec, values)  # typed `secret`, or flagged by the scanner: only a hash is kept
+    redaction.register_values(secret_values(spec, values) + [str(values[n]) for n in hidden if values.get(n)])
     dry_run = opts.dry_run or values.get("dry_run") is True
 
     if previous is not None:
@@ -167,13 +77,13 @@ def run_sequence(opts: RunOptions) -> RunResult:
         rd.state["steps"] = {}
     else:
         codex_dir(workspace)
-        rd = RunDir.create(workspace, run_id)
+        rd = RunDir.create(workspace, prepared.run_id)
         attempt = 1
         prev_steps = {}
     secret_names = {n for n, p in spec.all_params().items() if p.type == "secret"}
-    stored_params = {k: v for k, v in values.items()
+    stored_params = {k: (secret_marker(v) if k in hidden else v) for k, v in values.items()
                      if k not in secret_names and k not in ("run_id", "run_dir", "workspace", "timestamp")}
-    seq_file = resolve_file(opts.file).resolve()
+    seq_file = prepared.file.resolve()
     rd.state.update({
         "run_id": rd.run_id,
         "title": spec.title,
@@ -347,7 +257,7 @@ def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDi
         crash_stale_flow_runs(rd)
     flow_obj = compile_flow(run, max_parallel=opts.max_parallel, task_runner=task_runner)
     run_tags = _tags(run, rd, attempt)
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags):
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags), _sigterm_stays_ours():
         state = flow_obj(return_state=True)
     flow_run_id = str(getattr(state, "state_details", None) and state.state_details.flow_run_id or "")
     rd.state["attempts"][-1]["flow_run_id"] = flow_run_id
@@ -356,15 +266,30 @@ def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDi
     rd.save()
 
 
+@contextlib.contextmanager
+def _sigterm_stays_ours() -> Iterator[None]:
+    """Prefect's flow engine swaps SIGTERM for a handler that raises `TerminationSignal` in whatever
+    code is running (a lone train step was then recorded "failed"). Keep ours, which stops the run
+    as Ctrl-C does: the cancel event is set, training stops at its next safe point, the run is
+    recorded interrupted and resumable."""
+    import prefect.flow_engine as engine
+
+    original = getattr(engine, "capture_sigterm")  # noqa: B009 - not re-exported by prefect
+    setattr(engine, "capture_sigterm", contextlib.nullcontext)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(engine, "capture_sigterm", original)  # noqa: B010
+
+
 def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -> None:
-    from codex_tasks.orchestrate.prefect.flow import _slug
     from codex_tasks.orchestrate.prefect.rest import record_history
     from codex_tasks.orchestrate.prefect.server import ensure_server
 
     try:
         url = ensure_server()
         flow_run_id = record_history(url, rd, summary, _tags(run, rd, int(rd.state.get("attempt", 1))),
-                                     _slug(run.plan.title))
+                                     slug(run.plan.title))
     except (OSError, ValueError, CodexTasksError) as exc:
         rd.events.emit("log", line=f"could not record the run in Prefect: {exc}")
         return
@@ -372,9 +297,7 @@ def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -
     rd.state["attempts"][-1]["flow_run_id"] = flow_run_id
     rd.save()
     summary["flow_run_id"] = flow_run_id
-    from codex_tasks.core.files import write_json_atomic as _write
-
-    _write(rd.path / "summary.json", summary)
+    write_json_atomic(rd.path / "summary.json", summary)
 
 
 def _close_run(run: RunContext, status: str, start: float) -> None:

@@ -2,44 +2,34 @@
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
 from typing import Any
 
-from codex_tasks.errors import UsageError
+from codex_tasks.core.names import slug
+from codex_tasks.errors import UsageError, map_exceptions
+from codex_tasks.orchestrate.prepare import prepare_run
 
 
 def serve(file: str, *, cron: str | None, interval: float | None, params: list[str], name: str | None,
           workspace: str | None, max_parallel: int = 4) -> int:
     """Serve `file` on its schedule until SIGTERM/SIGINT (flow.serve: no work pool needed)."""
-    from codex_tasks.core.resources import resolve_sequence_ref
-    from codex_tasks.render.params import parse_cli_params, resolve_params
-    from codex_tasks.sequence.load import load_sequence
-
-    path = resolve_sequence_ref(file)
-    loaded = load_sequence(path)  # bad input stops here, exit 2
-    resolve_params(loaded.spec, parse_cli_params(params),
-                   {"run_id": "x", "run_dir": "x", "workspace": "x", "timestamp": "x"})
+    prepared = prepare_run(file, params, workspace)  # bad input stops here, exit 2
+    path, loaded, ws = prepared.file, prepared.loaded, str(prepared.workspace)
     if cron is None and interval is None and loaded.spec.schedule is not None:
         cron, interval = loaded.spec.schedule.cron, loaded.spec.schedule.interval
     if cron is None and interval is None:
         raise UsageError(f"{file}: no schedule", hint="pass --cron EXPR or --interval SECONDS, or add 'schedule:' to the file")
     if cron is not None:
         from prefect.client.schemas.schedules import CronSchedule
-        from pydantic import ValidationError
 
-        try:
-            CronSchedule(cron=cron)
-        except (ValidationError, ValueError):
-            raise UsageError(f"--cron {cron!r}: not a cron expression", hint="e.g. '0 3 * * *'") from None
+        with map_exceptions({ValueError: lambda _: UsageError(f"--cron {cron!r}: not a cron expression",
+                                                             hint="e.g. '0 3 * * *'")}):
+            CronSchedule(cron=cron)  # pydantic's ValidationError is a ValueError
     from codex_tasks.orchestrate.prefect.setup import configure_prefect
 
     configure_prefect()
     from codex_tasks.orchestrate.prefect.entrypoint import codex_sequence
 
-    deployment = name or re.sub(r"[^a-z0-9-]+", "-", loaded.spec.title.lower()).strip("-")
-    ws = str(Path(workspace or os.getcwd()).resolve())
+    deployment = name or slug(loaded.spec.title)
     seq = file if file.startswith("builtin:") else str(path.resolve())
     print(f"serving {seq} as '{deployment}' ({'cron ' + cron if cron else f'every {interval:g} s'}); "
           f"workspace {ws}; Ctrl-C or SIGTERM stops", flush=True)

@@ -8,13 +8,13 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from codex_tasks.sequence.kinds import KINDS
 from codex_tasks.sequence.models import Sequence
+from codex_tasks.steps import load_kind
 
 
 def json_schema() -> dict[str, Any]:
     """The sequence schema, with each kind's `with:` model selected by `uses:`."""
-    from codex_tasks.steps import KINDS, load_kind
-
     schema = Sequence.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "codex-tasks task sequence"
@@ -62,8 +62,6 @@ def describe_model(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 
 def describe_kinds() -> list[dict[str, Any]]:
-    from codex_tasks.steps import KINDS, load_kind
-
     out = []
     for name in sorted(KINDS):
         mod = load_kind(name)

@@ -12,84 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from codex_tasks.core.names import closest
 from codex_tasks.errors import ParamError
-from codex_tasks.render.templating import BUILTINS, format_value
+from codex_tasks.render.templating import BUILTINS
 from codex_tasks.sequence.models import ParamSpec, Sequence
-
-# ---------------------------------------------------------------- parameters
-
-
-def _infer_type(spec: ParamSpec) -> str:
-    if spec.type:
-        return spec.type
-    d = spec.default
-    if isinstance(d, bool):
-        return "bool"
-    if isinstance(d, int):
-        return "int"
-    if isinstance(d, float):
-        return "float"
-    if isinstance(d, list):
-        return "list"
-    if isinstance(d, dict):
-        return "dict"
-    return "str"
-
-
-_TRUE = {"true", "yes", "on", "1", "y"}
-_FALSE = {"false", "no", "off", "0", "n"}
-
-
-def coerce_param(name: str, spec: ParamSpec, value: Any) -> Any:
-    """Convert `value` (a CLI string or a YAML value) to the parameter's type, or raise ValueError."""
-    kind = _infer_type(spec)
-    if kind in ("str", "path", "secret"):
-        if isinstance(value, dict | list):
-            raise ValueError(f"expected text, got a {type(value).__name__}")
-        return value if isinstance(value, str) else format_value(value)
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ValueError(f"expected a boolean (true/false), got {value!r}")
-    if kind == "int":
-        if isinstance(value, bool):
-            raise ValueError(f"expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        try:
-            return int(str(value).strip().replace("_", ""))
-        except ValueError:
-            raise ValueError(f"expected an integer, got {value!r}") from None
-    if kind == "float":
-        if isinstance(value, bool):
-            raise ValueError(f"expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if kind in ("list", "dict"):
-        parsed = value
-        if isinstance(value, str):
-            import yaml
-
-            try:
-                parsed = yaml.safe_load(value)
-            except yaml.YAMLError:
-                parsed = value
-            if kind == "list" and not isinstance(parsed, list):
-                parsed = [s.strip() for s in value.split(",") if s.strip()]
-        want = list if kind == "list" else dict
-        if not isinstance(parsed, want):
-            raise ValueError(f"expected a {kind}, got {value!r}")
-        return parsed
-    raise ValueError(f"unknown type {kind!r}")
+from codex_tasks.sequence.values import coerce_param, format_value, infer_type
 
 
 def parse_cli_params(pairs: list[str]) -> dict[str, str]:
@@ -126,7 +53,6 @@ def resolve_params(
     stored: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The parameter values of a run, in resolution order, typed. Raises `ParamError`."""
-    from codex_tasks.sequence.load import closest
 
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = dict(builtins or {})
@@ -167,7 +93,7 @@ def resolve_params(
             values[name] = coerce_param(name, ps, raw)
         except ValueError as exc:
             raise ParamError(f"--param {name}={raw}: {exc}",
-                             hint=f"{name} is a {_infer_type(ps)}" + (f" (default {ps.default!r})" if ps.default is not None else "")) from None
+                             hint=f"{name} is a {infer_type(ps)}" + (f" (default {ps.default!r})" if ps.default is not None else "")) from None
     for name, ps in pspecs.items():
         if ps.choices is not None and values.get(name) is not None and values[name] not in ps.choices:
             raise ParamError(f"--param {name}={values[name]}: not one of {ps.choices}",
@@ -183,6 +109,50 @@ def resolve_params(
 def secret_values(spec: Sequence, values: Mapping[str, Any]) -> list[str]:
     """The values of parameters typed `secret` (for the redaction hook)."""
     return [str(values[n]) for n, ps in spec.all_params().items() if ps.type == "secret" and values.get(n)]
+
+
+def looks_secret(name: str, value: Any) -> bool:
+    """The scanner would flag this parameter: a provider token format, or a value assigned to a
+    secret-ish name (`password`, `api_key`, `token`, ...)."""
+    if not isinstance(value, str) or len(value) < 4:
+        return False
+    from codex_tasks.core.secret_rules import redact_tokens
+
+    probe = f"{name}={value}"
+    return redact_tokens(probe) != probe or redact_tokens(value) != value
+
+
+def hidden_params(spec: Sequence, values: Mapping[str, Any]) -> set[str]:
+    """Parameters whose value is never stored: typed `secret`, or that look like one."""
+    declared = set(declared_names(spec)) - set(BUILTINS) - {"params"}
+    return {n for n, ps in spec.all_params().items() if ps.type == "secret"} | {
+        n for n in declared if looks_secret(n, values.get(n))}
+
+
+def secret_marker(value: Any) -> dict[str, str]:
+    """What a run's state keeps of a secret value: its hash, so a resume can check it came back."""
+    import hashlib
+
+    return {"secret_sha256": hashlib.sha256(format_value(value).encode()).hexdigest()}
+
+
+def restore_stored(stored: Mapping[str, Any], cli: Mapping[str, str]) -> dict[str, Any]:
+    """A resumed run's stored values without the secrets, which must be given again (exit 2 naming one
+    that is missing or differs)."""
+    import hashlib
+
+    out = {}
+    for name, value in stored.items():
+        if isinstance(value, dict) and set(value) == {"secret_sha256"}:
+            if name not in cli:
+                raise ParamError(f"parameter {name!r} is secret and was not stored; give it again to resume",
+                                 hint=f"--resume ... --param {name}=VALUE (the same value)")
+            if hashlib.sha256(cli[name].encode()).hexdigest() != value["secret_sha256"]:
+                raise ParamError(f"--param {name}: not the value the run started with",
+                                 hint="a resume must use the same value; start a new run to change it")
+            continue
+        out[name] = value
+    return out
 
 
 def param_env(spec: Sequence, values: Mapping[str, Any]) -> dict[str, str]:

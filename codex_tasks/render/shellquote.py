@@ -21,6 +21,8 @@ import os
 import re
 import shlex
 
+from codex_tasks.errors import UnsafePlaceholder
+
 U, D, S, A, B, P, H, HQ, C, X, T, V = "U", "D", "S", "A", "B", "P", "H", "HQ", "C", "X", "T", "V"
 _COMMAND_FRAMES = (U, P, B)
 _WORD_BREAK = set(" \t\n;&|()<>")
@@ -54,15 +56,6 @@ USE_ENV = "use the $CODEX_PARAM_<NAME> environment variable instead"
 # how a shell step wraps each assertion line in its script (steps/shell.py builds it with these)
 ASSERTION_OPEN = "if ! {\n"
 ASSERTION_CLOSE = "\n}; then "
-
-
-class UnsafePlaceholder(ValueError):
-    """A value that cannot be made inert at this position."""
-
-    def __init__(self, message: str, hint: str, *, always: bool = False) -> None:
-        super().__init__(message)
-        self.hint = hint
-        self.always = always  # refused by position, whatever the value
 
 
 def _base(word: str) -> str:

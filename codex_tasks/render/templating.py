@@ -15,7 +15,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from codex_tasks.render.shellquote import ASSERTION_CLOSE, ASSERTION_OPEN, ShellLexer, UnsafePlaceholder
+from codex_tasks.core.names import closest
+from codex_tasks.errors import ExceptionMap, RenderError, map_exceptions
+from codex_tasks.render.shellquote import ASSERTION_CLOSE, ASSERTION_OPEN, ShellLexer
+from codex_tasks.sequence.values import format_value
 
 BUILTINS = ("run_dir", "run_id", "workspace", "timestamp", "step_id", "phase_id")
 
@@ -45,15 +48,6 @@ def _jinja() -> Any:
     return _ENV
 
 
-class RenderError(Exception):
-    """A placeholder could not be rendered; `name` is the unknown name, when that is the cause."""
-
-    def __init__(self, message: str, *, name: str | None = None, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.name = name
-        self.hint = hint
-
-
 # ---------------------------------------------------------------- shell quoting context
 
 _MARK = re.compile("\x00([0-9]+)\x00")  # a substituted value, before the script is lexed
@@ -64,10 +58,7 @@ def shell_escape(value: Any, lexer: ShellLexer) -> str:
     text = format_value(value)
     if "\x00" in text:
         raise RenderError("a value contains a NUL byte", hint="remove the NUL byte from the value")
-    try:
-        return lexer.escape(text, value)
-    except UnsafePlaceholder as exc:
-        raise RenderError(str(exc), hint=exc.hint) from None
+    return lexer.escape(text, value)  # UnsafePlaceholder is a RenderError
 
 
 def _glue(section: str) -> tuple[str, str]:
@@ -128,17 +119,6 @@ def render_shell_lines(lines: Sequence[tuple[str, str]], values: Mapping[str, An
 # ---------------------------------------------------------------- templates
 
 
-def format_value(value: Any) -> str:
-    """How a value reads in text: booleans as true/false, None as '', lists/dicts as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
-
-
 def _segments(text: str) -> list[tuple[str, str]]:
     """Split into ('lit', s), ('expr', src), ('stmt', src), ('legacy', name) pieces."""
     out: list[tuple[str, str]] = []
@@ -174,10 +154,6 @@ def _segments(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def has_placeholders(text: str) -> bool:
-    return any(kind != "lit" for kind, _ in _segments(text))
-
-
 def _compile(text: str) -> tuple[str, list[str]]:
     """Jinja source for `text` and its literal pieces (`__lit[i]`, kept verbatim); each placeholder
     becomes `__q(value)`."""
@@ -197,8 +173,6 @@ def _compile(text: str) -> tuple[str, list[str]]:
 
 
 def _suggest(name: str, known: list[str]) -> str | None:
-    from codex_tasks.sequence.load import closest
-
     guess = closest(name, known)
     return f"did you mean {guess!r}?" if guess else None
 
@@ -209,16 +183,47 @@ def unknown_names(text: str, known: list[str]) -> list[str]:
     legacy = {src for kind, src in segs if kind == "legacy"}
     if all(kind in ("lit", "legacy") for kind, _ in segs):
         return sorted(n for n in legacy if n not in known)
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import meta
 
     env = _jinja()
-    try:
+    with map_exceptions(_syntax_errors()):
         ast = env.parse(_compile(text)[0])
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"template syntax error: {exc.message}") from None
     used = set(meta.find_undeclared_variables(ast)) - {"__lit", "__q", "__p"}
     used |= legacy
     return sorted(n for n in used if n not in known and n not in env.globals)
+
+
+def placeholder_form(text: str, name: str) -> str:
+    """How `text` writes a use of `name`: `{name}` when it uses the legacy form, else `{{ name }}`."""
+    if any(kind == "legacy" and src == name for kind, src in _segments(text)):
+        return "{" + name + "}"
+    return "{{ " + name + " }}"
+
+
+def _syntax_errors(where: str = "") -> ExceptionMap:
+    """Jinja2's syntax errors as `RenderError`s (`where`: the expression, when there is one)."""
+    from jinja2 import TemplateSyntaxError
+
+    return {TemplateSyntaxError: lambda exc: RenderError(f"template syntax error{where}: {getattr(exc, 'message', exc)}")}
+
+
+def _evaluation_errors(values: Mapping[str, Any]) -> ExceptionMap:
+    """Errors while evaluating a template as `RenderError`s: an undefined name (with the closest
+    known one), a sandbox refusal, an expression that fails (1/0, a bad filter argument)."""
+    from jinja2 import UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    def undefined(exc: BaseException) -> RenderError:
+        m = re.search(r"'([^']+)' is undefined", str(exc))
+        name = m.group(1) if m else None
+        return RenderError(f"undefined variable {name or str(exc)!r}", name=name,
+                           hint=_suggest(name, list(values)) if name else None)
+
+    return {
+        UndefinedError: undefined,
+        SecurityError: lambda exc: RenderError(f"not allowed in a template: {exc}"),
+        Exception: lambda exc: RenderError(f"template error: {type(exc).__name__}: {exc}"),
+    }
 
 
 def render_string(text: str, values: Mapping[str, Any], *, shell: bool = False) -> str:
@@ -259,30 +264,13 @@ def _render(text: str, values: Mapping[str, Any], emit: Callable[[Any], str]) ->
     if all(kind in ("lit", "legacy") for kind, _ in segs):
         # legacy placeholders only: substitute directly, in one pass, without Jinja
         return "".join(src if kind == "lit" else emit(lookup(src)) for kind, src in segs)
-    from jinja2 import TemplateSyntaxError, UndefinedError
-    from jinja2.exceptions import SecurityError
-
-    try:
+    with map_exceptions(_syntax_errors()):
         src, lits = _compile(text)
         template = _template(src)
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"template syntax error: {exc.message}") from None
-
     context = dict(values)
     context["params"] = dict(values)
-    try:
+    with map_exceptions(_evaluation_errors(values)):
         return str(template.render(**context, __lit=lits, __q=emit, __p=lookup))
-    except UndefinedError as exc:
-        m = re.search(r"'([^']+)' is undefined", str(exc))
-        name = m.group(1) if m else None
-        raise RenderError(f"undefined variable {name or str(exc)!r}", name=name,
-                          hint=_suggest(name, list(values)) if name else None) from None
-    except SecurityError as exc:
-        raise RenderError(f"not allowed in a template: {exc}") from None
-    except RenderError:
-        raise
-    except Exception as exc:  # an expression that fails (1/0, a bad filter argument)
-        raise RenderError(f"template error: {type(exc).__name__}: {exc}") from None
 
 
 def render_value(value: Any, values: Mapping[str, Any]) -> Any:
@@ -307,25 +295,12 @@ def render_value(value: Any, values: Mapping[str, Any]) -> Any:
 
 def evaluate(expr: str, values: Mapping[str, Any]) -> Any:
     """Evaluate one Jinja2 expression to a native value."""
-    from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
-    from jinja2.exceptions import SecurityError
+    from jinja2 import StrictUndefined, TemplateSyntaxError
 
-    try:
-        fn = _expression(expr.strip())
-        context = dict(values)
-        context["params"] = dict(values)
-        result = fn(**context)
-    except TemplateSyntaxError as exc:
-        raise RenderError(f"template syntax error in {{{{ {expr.strip()} }}}}: {exc.message}") from None
-    except UndefinedError as exc:
-        m = re.search(r"'([^']+)' is undefined", str(exc))
-        name = m.group(1) if m else None
-        raise RenderError(f"undefined variable {name or str(exc)!r}", name=name,
-                          hint=_suggest(name, list(values)) if name else None) from None
-    except SecurityError as exc:
-        raise RenderError(f"not allowed in a template: {exc}") from None
-    except Exception as exc:
-        raise RenderError(f"template error: {type(exc).__name__}: {exc}") from None
+    context = dict(values)
+    context["params"] = dict(values)
+    with map_exceptions({**_syntax_errors(f" in {{{{ {expr.strip()} }}}}"), **_evaluation_errors(values)}):
+        result = _expression(expr.strip())(**context)
     if isinstance(result, StrictUndefined):
         from jinja2 import meta
 
@@ -360,5 +335,3 @@ def render_template_text(template: str, fields: Mapping[str, Any]) -> str:
     out.append(template[pos:])
     return "".join(out)
 
-
-ValueLookup = Callable[[str], Any]

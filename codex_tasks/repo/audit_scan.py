@@ -23,6 +23,8 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
 
+from codex_tasks.core.patterns import glob_match, match_any
+
 TODO_MARKERS = (b"TODO", b"FIXME", b"XXX")
 _TODO_RE = re.compile(r"\b(?:TODO|FIXME|XXX)\b")
 
@@ -113,7 +115,9 @@ def _dotted(node: ast.AST) -> str | None:
 
 
 def remote_matcher(patterns: list[str]) -> Callable[[str], bool]:
-    """A predicate over dotted names: `requests` matches `requests.get`; globs allowed."""
+    """A predicate over dotted names: `requests` matches `requests.get`; globs allowed. These are
+    names, not paths: a glob here is shell-style over the whole name (`*.from_pretrained` matches
+    `transformers.AutoModel.from_pretrained`), so it stays fnmatch, not core/patterns."""
     plain = [p for p in patterns if not any(c in p for c in "*?[")]
     globs = [p for p in patterns if p not in plain]
 
@@ -298,8 +302,6 @@ def audit_files(
 
 def bucket_matcher(buckets: dict[str, dict[str, list[str]]]) -> Callable[[str, str], list[str]]:
     """(path, text) -> the buckets whose path globs or keywords match."""
-    from codex_tasks.core.patterns import glob_match
-
     compiled = {
         name: ([p for p in spec.get("paths", [])], [k.lower() for k in spec.get("keywords", [])])
         for name, spec in buckets.items()
@@ -319,7 +321,6 @@ def bucket_matcher(buckets: dict[str, dict[str, list[str]]]) -> Callable[[str, s
 
 def iter_sources(root: Path, include: Iterable[str], exclude: Iterable[str]) -> list[tuple[str, str]]:
     """Files under root matching `include` and not `exclude` (caches and `.git` pruned)."""
-    from codex_tasks.core.patterns import match_any
     from codex_tasks.repo.secret_scan import PRUNE_DIRS
 
     include = list(include)

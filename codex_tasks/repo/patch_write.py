@@ -65,22 +65,25 @@ def write_bundle(plan: PatchPlan, bundle_dir: Path) -> Path:
 def commit_plan(plan: PatchPlan) -> None:
     """Write every planned change; if a write fails midway, put back what was written."""
     done: list[FileChange] = []
+    failing: FileChange | None = None
     try:
         for ch in plan.changes.values():
             if ch.before == ch.after:
                 continue
+            failing = ch  # named in the error: the restore loop below reuses no name of it
             if ch.after is None:
                 _remove(ch.real, plan.root)
             else:
                 _write_atomic(ch.real, ch.after, ch.mode)
             done.append(ch)
     except OSError as exc:
-        for ch in reversed(done):
-            if ch.before is None:
-                _remove(ch.real, plan.root)
+        for written in reversed(done):
+            if written.before is None:
+                _remove(written.real, plan.root)
             else:
-                _write_atomic(ch.real, ch.before, ch.mode)
-        raise StepFailed(f"writing {ch.rel} failed ({exc}); the files written before it were restored") from exc
+                _write_atomic(written.real, written.before, written.mode)
+        name = failing.rel if failing is not None else "?"
+        raise StepFailed(f"writing {name} failed ({exc}); the files written before it were restored") from exc
 
 
 def rollback_bundle(bundle_dir: Path, *, force: bool = False) -> list[str]:

@@ -13,6 +13,7 @@ Readers skip a torn (unterminated) last line and pick it up on the next read.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_tasks.core.redact import redact_obj
+from codex_tasks.errors import DiskFull
 
 
 def now_iso(t: float | None = None) -> str:
@@ -62,10 +64,23 @@ class EventLog:
         """Append one whole line: one write on an O_APPEND descriptor, under both locks."""
         data = (text + "\n").encode("utf-8")  # json.dumps never writes a raw newline
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise DiskFull(self.path) from None
+                raise
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                os.write(fd, data)
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # a torn last line (a crash or a full disk mid-write) stays alone
+                while data:  # a short write (a nearly full disk) goes on until done or ENOSPC
+                    data = data[os.write(fd, data):]
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise DiskFull(self.path) from None
+                raise
             finally:
                 os.close(fd)
 

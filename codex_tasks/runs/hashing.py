@@ -6,7 +6,6 @@ so unchanged large files cost one `stat` per run. The memo lives in `.codex/cach
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -15,16 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.files import sha256_file, write_json_atomic
+from codex_tasks.core.patterns import has_magic, walk_matches
+
 CHUNK = 1 << 20
-_SKIP_DIRS = {".git", ".codex", ".venv", "__pycache__", "node_modules", ".mypy_cache", ".ruff_cache"}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+_SKIP_DIRS = frozenset({".git", ".codex", ".venv", "__pycache__", "node_modules", ".mypy_cache", ".ruff_cache"})
 
 
 class HashMemo:
@@ -79,9 +73,7 @@ class HashMemo:
             with self._lock:
                 merged.update(self._data)
                 self._dirty = False
-            tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(merged))
-            os.replace(tmp, self.file)
+            write_json_atomic(self.file, merged, redacted=False, compact=True)
 
 
 def iter_files(root: Path) -> Iterable[Path]:
@@ -112,13 +104,12 @@ def path_hash(path: Path, memo: HashMemo | None = None) -> dict[str, Any]:
 
 
 def expand(pattern: str, workspace: Path) -> list[Path]:
-    """A path or glob (relative to the workspace) -> existing paths, sorted."""
+    """A path or glob (relative to the workspace) -> existing paths, sorted. Globs are
+    gitignore-style (core/patterns.py); a matching folder counts once, as a whole."""
     p = Path(pattern).expanduser()
+    if has_magic(str(pattern)):
+        return sorted(walk_matches(workspace, str(p), skip_dirs=_SKIP_DIRS))
     full = p if p.is_absolute() else workspace / p
-    if glob.has_magic(str(pattern)):
-        return sorted(Path(x) for x in glob.glob(str(full), recursive=True)
-                      if not any(part in _SKIP_DIRS for part in Path(x).relative_to(workspace).parts[:-1])
-                      ) if not p.is_absolute() else sorted(Path(x) for x in glob.glob(str(full), recursive=True))
     return [full] if full.exists() else []
 
 

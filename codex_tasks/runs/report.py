@@ -6,12 +6,14 @@ import html
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_tasks.core.files import read_json, write_json_atomic, write_text_atomic
-from codex_tasks.orchestrate.plan import Plan
 from codex_tasks.runs.charts import FAMILIES, Drawn, draw_charts, is_curve, read_charts
 from codex_tasks.runs.rundir import RunDir
+
+if TYPE_CHECKING:  # annotations only: a run's report is written by the layer that plans it
+    from codex_tasks.orchestrate.plan import Plan
 
 CHARTS_DIR = "charts"  # beside report.md, one PNG per chart
 STATUS_MARK = {"succeeded": "✓", "failed": "✗", "cached": "↺", "manual": "✋", "skipped": "–", "not_run": "·"}

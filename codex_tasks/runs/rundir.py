@@ -25,6 +25,8 @@ CODEX_DIR = ".codex"
 REMOTE_STATE = "step_state.json"
 CANCEL_FILE = "cancel.requested"
 FINAL_STATUSES = ("succeeded", "failed", "cached", "manual", "skipped", "not_run")
+# Run statuses `--resume` continues ("running": only once its process is gone, i.e. killed).
+RESUMABLE = ("failed", "interrupted", "cancelled", "running")
 
 
 def new_run_id() -> str:

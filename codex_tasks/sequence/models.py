@@ -7,7 +7,7 @@ and `docs/reference.md`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -64,7 +64,7 @@ class Schedule(_Strict):
     """A schedule used by `codex-tasks serve` when no flag is given."""
 
     cron: str | None = Field(None, description="Cron expression, e.g. '0 3 * * *'.")
-    interval: float | None = Field(None, gt=0, description="Seconds between runs.")
+    interval: float | None = Field(None, gt=0, le=31_622_400, description="Seconds between runs.")
 
     @model_validator(mode="after")
     def _one(self) -> Schedule:
@@ -76,9 +76,9 @@ class Schedule(_Strict):
 class StepDefaults(_Strict):
     """Defaults applied to every step that does not set the field itself."""
 
-    retries: int | None = Field(None, ge=0, description="How many times a failed step is retried.")
-    retry_delay: float | None = Field(None, ge=0, description="Seconds between retries.")
-    timeout: float | None = Field(None, gt=0, description="Seconds before the step is stopped and failed.")
+    retries: int | None = Field(None, ge=0, le=100, description="How many times a failed step is retried.")
+    retry_delay: float | None = Field(None, ge=0, le=86_400, description="Seconds between retries.")
+    timeout: float | None = Field(None, gt=0, le=604_800, description="Seconds before the step is stopped and failed.")
     on_error: OnError | None = Field(None, description="`stop` (fail closed) or `continue`.")
     cache: bool | None = Field(None, description="Cache steps (see each kind's default).")
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables for every step.")
@@ -108,9 +108,9 @@ class Step(_Strict):
         description="Step ids this step waits for; `[]` depends on nothing. "
         "Without it a step waits for the step before it in its phase.",
     )
-    retries: int | None = Field(None, ge=0, description="How many times a failed step is retried.")
-    retry_delay: float | None = Field(None, ge=0, description="Seconds between retries.")
-    timeout: float | None = Field(None, gt=0, description="Seconds before the step is stopped and failed.")
+    retries: int | None = Field(None, ge=0, le=100, description="How many times a failed step is retried.")
+    retry_delay: float | None = Field(None, ge=0, le=86_400, description="Seconds between retries.")
+    timeout: float | None = Field(None, gt=0, le=604_800, description="Seconds before the step is stopped and failed.")
     on_error: OnError | None = Field(None, description="`stop` (default): later steps do not run; `continue`.")
     cache: bool | None = Field(None, description="Cache this step (shell steps need `outputs` too).")
     deps: list[str] = Field(default_factory=list, description="Paths/globs whose content keys the cache.")
@@ -150,7 +150,8 @@ class Phase(_Strict):
     """A phase: an ordered group of steps. Phases run one after another."""
 
     id: str | None = Field(None, description="Unique id of the phase (or give `number`).")
-    number: int | str | None = Field(None, description="The v1.1 phase number, used as its id.")
+    number: Annotated[int, Field(ge=0, le=1_000_000_000)] | str | None = Field(
+        None, description="The v1.1 phase number, used as its id.")
     name: str | None = Field(None, description="Display name.")
     description: str | None = Field(None, description="What the phase is for.")
     steps: list[Step] = Field(default_factory=list, description="The phase's steps.")

@@ -46,16 +46,16 @@ class With(WithModel):
     task: str | None = Field(default=None, description="What to do (default: the step's description).")
     prompt_template: str | None = Field(
         default=None, description="The prompt's Jinja2 template: a file path (.j2/.md) or inline text; default templates/agent_prompt.md.j2.")
-    timeout: float = Field(default=900, gt=0, description="Seconds the agent may run before it is killed (the hard stop).")
-    max_tokens: int | None = Field(default=None, gt=0, description="Token budget (input + output), checked after each Codex turn.")
+    timeout: float = Field(default=900, gt=0, le=86_400, description="Seconds the agent may run before it is killed (the hard stop).")
+    max_tokens: int | None = Field(default=None, gt=0, le=1_000_000_000, description="Token budget (input + output), checked after each Codex turn.")
     scan: bool = Field(default=True, description="Refuse a change that adds a secret or a forbidden file.")
     test_args: list[str] | None = Field(
         default_factory=lambda: ["-q"], description="pytest arguments of the test gate in the scratch copy; null skips it.")
-    test_timeout: float = Field(default=600, gt=0, description="Seconds the test gate may run.")
+    test_timeout: float = Field(default=600, gt=0, le=86_400, description="Seconds the test gate may run.")
     apply: bool = Field(default=True, description="Apply the gated change (false: keep it for `codex-tasks apply RUN STEP`).")
     require_changes: bool = Field(default=False, description="Fail when the agent changed nothing (always so when outputs are declared).")
     keep_scratch: bool = Field(default=False, description="Keep the scratch copy after the step (in the step's folder).")
-    max_findings: int = Field(default=30, ge=0, description="Audit findings to put in the prompt.")
+    max_findings: int = Field(default=30, ge=0, le=10_000, description="Audit findings to put in the prompt.")
     repair: str = Field(default="", description="Set by the repair loop: the failing step's error block.", exclude=True)
 
     @property

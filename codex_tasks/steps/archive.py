@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
+from codex_tasks.core.files import sha256_file
 from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -34,14 +35,6 @@ class With(WithModel):
     out: str | None = Field(default=None, description="Zip file to write (default: `codex_run_artifacts.zip` in the run folder).")
     exclude: list[str] = Field(default_factory=list, description="Globs (relative to the workspace) to leave out.")
     allow_flagged: bool = Field(default=False, description="Archive files a safety_scan of this run flagged (refused by default).")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _flagged(ctx: StepContext) -> set[str]:
@@ -97,7 +90,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     total = len(files)
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for k, (rel, p) in enumerate(sorted(files.items()), 1):
-            entries.append({"path": rel, "size": p.stat().st_size, "sha256": _sha256(p)})
+            entries.append({"path": rel, "size": p.stat().st_size, "sha256": sha256_file(p)})
             zf.write(p, rel)
             if k % 50 == 0 or k == total:
                 ctx.progress(k, total, "files")

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from codex_tasks.core.redact import redact
 from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -51,7 +52,7 @@ class With(WithModel):
         default_factory=_default_remote,
         description="Dotted names of remote / cost-incurring modules and calls (`requests` also matches `requests.get`; globs like `*.from_pretrained`).",
     )
-    workers: int | None = Field(default=None, ge=1, description="Processes to scan with (default: every core).")
+    workers: int | None = Field(default=None, ge=1, le=1024, description="Processes to scan with (default: every core).")
 
 
 def deps(cfg: With, ctx: StepContext) -> list[str]:
@@ -95,6 +96,8 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
                 mapping[b]["findings"] += 1
                 mapping[b]["by_kind"][f.kind] = mapping[b]["by_kind"].get(f.kind, 0) + 1
     findings.sort(key=lambda f: (f["path"], f["line"], f["kind"]))
+    for found in findings:  # a finding keeps its file and line; a secret in the quoted source line is masked
+        found["text"] = redact(str(found["text"]))
     counts = Counter(f["kind"] for f in findings)
     for kind in ("todo", "not_implemented", "stub", "remote"):
         ctx.metric(f"audit.{kind}", counts.get(kind, 0))

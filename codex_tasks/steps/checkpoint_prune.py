@@ -17,8 +17,8 @@ class With(WithModel):
     """Prunes a checkpoint folder; never removes the newest valid checkpoint or the best one."""
 
     dir: str = Field(description="A checkpoints folder, or a `train` step's `out` folder (its `checkpoints/`).")
-    keep_last: int = Field(3, ge=1, description="Keep the newest N valid checkpoints.")
-    keep_best: int = Field(1, ge=0, description="Also keep the best K of the older ones by `metric`.")
+    keep_last: int = Field(3, ge=1, le=10_000, description="Keep the newest N valid checkpoints.")
+    keep_best: int = Field(1, ge=0, le=10_000, description="Also keep the best K of the older ones by `metric`.")
     metric: str = Field(
         "eval_loss", pattern=r"^(train|eval)_[a-z_]+$", description="Metric ranking checkpoints (`<split>_<metric>`)."
     )

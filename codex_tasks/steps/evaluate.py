@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "evaluate"
@@ -21,12 +22,12 @@ class With(WithModel):
         None, description="The tokenizer folder, to check it fits the model (default: none checked)."
     )
     split: Literal["eval", "train"] = Field("eval", description="Which token file to evaluate on.")
-    block_size: int | None = Field(None, ge=8, description="Tokens per sequence (default: the data's `block_size`).")
-    batch_size: int = Field(16, ge=1, description="Sequences per batch.")
-    max_batches: int | None = Field(None, ge=1, description="Stop after this many batches (default: the whole split).")
+    block_size: int | None = Field(None, ge=8, le=65_536, description="Tokens per sequence (default: the data's `block_size`).")
+    batch_size: int = Field(16, ge=1, le=65_536, description="Sequences per batch.")
+    max_batches: int | None = Field(None, ge=1, le=1_000_000_000, description="Stop after this many batches (default: the whole split).")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="`fp32`, or `bf16` autocast.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto` picks CUDA when available.")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch (default: torch's choice).")
 
 
 def deps(cfg: With, ctx: StepContext) -> list[str]:
@@ -36,7 +37,7 @@ def deps(cfg: With, ctx: StepContext) -> list[str]:
 def run(cfg: With, ctx: StepContext) -> StepResult:
     import torch
 
-    from codex_tasks.engine.data import TokenData, n_blocks, write_json_atomic
+    from codex_tasks.engine.data import TokenData, n_blocks
     from codex_tasks.engine.evaluation import evaluate_model
     from codex_tasks.engine.metrics import MetricsLog
     from codex_tasks.engine.model import load_model, resolve_model_folder
@@ -72,7 +73,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
         torch.set_num_threads(previous_threads)
     report = {**result, "model": str(folder), "split": cfg.split, "block_size": block_size}
     ctx.step_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(ctx.step_dir / "eval.json", report)
+    write_json_atomic(ctx.step_dir / "eval.json", report, redacted=False, sort_keys=True)
     metrics = MetricsLog(ctx.step_dir, ctx.run_id)
     for key in ("loss", "perplexity", "token_accuracy"):
         metrics.write(key, result[key], step=None, split=cfg.split)

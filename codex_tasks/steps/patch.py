@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from codex_tasks.errors import PatchConflict, StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
@@ -38,6 +38,14 @@ class With(WithModel):
         ),
     )
     root: str = Field(default=".", description="Folder the paths inside the patches are relative to (`a/`, `b/` stripped).")
+
+    @field_validator("root")
+    @classmethod
+    def _inside_workspace(cls, value: str) -> str:
+        """A patch never writes outside the workspace: no absolute root, no `..`."""
+        if Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ValueError(f"root {value!r} leaves the workspace; give a folder inside it")
+        return value
     check_only: bool = Field(default=False, description="Only verify that every hunk applies; write nothing.")
     three_way: bool = Field(
         default=False,

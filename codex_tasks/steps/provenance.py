@@ -6,7 +6,6 @@ Writes `provenance.json` (environment, hardware, git state, seeds, parameters, h
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -19,6 +18,8 @@ from typing import Any
 
 from pydantic import Field
 
+from codex_tasks.core.files import sha256_file
+from codex_tasks.core.hardware import gpus
 from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -32,14 +33,6 @@ class With(WithModel):
     outputs_of: list[str] = Field(default_factory=list, description="Step ids whose recorded outputs get their SHA-256 listed.")
     inputs: list[str] = Field(default_factory=list, description="Extra files (relative to the workspace) to hash as inputs.")
     sbom: bool = Field(default=False, description="Also write a CycloneDX SBOM of the environment (`sbom.cdx.json`, offline).")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _git(ws: Path, *args: str) -> str | None:
@@ -80,38 +73,6 @@ def ram_bytes() -> int | None:
             return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError, AttributeError):
             return None
-
-
-def gpus() -> list[dict[str, Any]]:
-    """GPUs via NVML; an empty list when there is no driver or no GPU."""
-    try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-    except Exception:  # no NVIDIA driver here
-        return []
-    try:
-        out = []
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(h)
-            out.append({
-                "index": i,
-                "name": name.decode() if isinstance(name, bytes) else name,
-                "memory_total": int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
-                "driver": driver.decode() if isinstance(driver, bytes) else driver,
-            })
-        return out
-    except Exception:
-        return []
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:
-            pass
 
 
 def torch_info() -> dict[str, Any]:

@@ -58,8 +58,8 @@ class With(WithModel):
         default_factory=_default_forbid,
         description="Globs of files that must not exist (`!glob` excepts); default: `.env` files and `.github/workflows/**`.",
     )
-    max_file_bytes: int = Field(default=2 << 20, ge=1, description="Files larger than this are skipped (as are binaries).")
-    workers: int | None = Field(default=None, ge=1, description="Processes to scan with (default: every core).")
+    max_file_bytes: int = Field(default=2 << 20, ge=1, le=1 << 30, description="Files larger than this are skipped (as are binaries).")
+    workers: int | None = Field(default=None, ge=1, le=1024, description="Processes to scan with (default: every core).")
 
 
 def outputs(cfg: With, ctx: StepContext) -> list[str]:

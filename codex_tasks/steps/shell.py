@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import tempfile
 import threading
@@ -20,7 +19,8 @@ from typing import Any
 
 from pydantic import Field
 
-from codex_tasks.core.redact import redact
+from codex_tasks.core.process import Sandbox, kill_tree, spawn
+from codex_tasks.core.redact import LineRedactor, redact
 from codex_tasks.errors import RunInterrupted, StepFailed, StepTimeout
 from codex_tasks.render.shellquote import ASSERTION_CLOSE, ASSERTION_OPEN
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
@@ -54,22 +54,6 @@ def build_script(lines: list[tuple[str, str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _kill_group(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return
-        time.sleep(0.05)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def run_script(script: str, ctx: StepContext, *, shell: str = "bash", cwd: str | None = None) -> tuple[int, list[str]]:
     """Run `script` under `bash -euo pipefail`, streaming output to the log; (exit code, last lines)."""
     ctx.step_dir.mkdir(parents=True, exist_ok=True)
@@ -94,16 +78,11 @@ def run_script(script: str, ctx: StepContext, *, shell: str = "bash", cwd: str |
     env = {**os.environ, **ctx.env}
     workdir = ctx.resolve(cwd) if cwd else ctx.workspace
     try:
-        proc = subprocess.Popen(
-            [shell, "-euo", "pipefail", source],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            pass_fds=pass_fds,
-            start_new_session=True,  # its own process group: timeout and cancel kill every child
-        )
+        # its own process group and, where bubblewrap works, its own PID namespace that dies with
+        # the run: timeout, cancel and even a SIGKILL of the run end every process the step started
+        proc = spawn([shell, "-euo", "pipefail", source], cwd=workdir, env=env, sandbox=Sandbox("pid"),
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                     pass_fds=pass_fds)
     finally:
         for fd_ in pass_fds:
             os.close(fd_)
@@ -115,11 +94,11 @@ def run_script(script: str, ctx: StepContext, *, shell: str = "bash", cwd: str |
         while not finished.wait(0.05):
             if ctx.cancel_event.is_set():
                 why.append("cancelled")
-                _kill_group(proc)
+                kill_tree(proc)
                 return
             if deadline is not None and time.monotonic() > deadline:
                 why.append("timeout")
-                _kill_group(proc)
+                kill_tree(proc)
                 return
 
     try:
@@ -135,15 +114,16 @@ def _stream(proc: subprocess.Popen[bytes], ctx: StepContext, watchdog: Any, why:
     guard = threading.Thread(target=watchdog, daemon=True)
     guard.start()
     tail: deque[str] = deque(maxlen=30)
+    pem = LineRedactor()  # a private key printed over several lines is masked line by line
     assert proc.stdout is not None
     try:
         for raw in proc.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            line = pem.feed(raw.decode("utf-8", errors="replace").rstrip("\n"))
             tail.append(line)
             ctx.log(line)
         code = proc.wait()
     except BaseException:
-        _kill_group(proc, grace=1.0)  # never leave the step's processes behind
+        kill_tree(proc, grace=1.0)  # never leave the step's processes behind
         raise
     finished.set()
     guard.join(timeout=5)

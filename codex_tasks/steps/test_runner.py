@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
+from codex_tasks.core.process import Sandbox, kill_tree, spawn
 from codex_tasks.errors import StepFailed, StepTimeout
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -81,7 +81,8 @@ def run_pytest(
     log_path = report_dir / "pytest.log"
     full_env = {**os.environ, **(env or {}), "PYTHONDONTWRITEBYTECODE": "1"}
     with open(log_path, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+        # a PID namespace that dies with the run (core/process.py): no test process outlives it
+        proc = spawn(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=full_env, sandbox=Sandbox("pid"))
         deadline = time.monotonic() + timeout if timeout else None
         while True:
             try:
@@ -89,8 +90,7 @@ def run_pytest(
                 break
             except subprocess.TimeoutExpired:
                 if (deadline and time.monotonic() > deadline) or (cancel is not None and cancel()):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                    kill_tree(proc, grace=0.0)
                     raise StepTimeout(f"pytest ran past its timeout of {timeout} s" if deadline else "cancelled") from None
     tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
     if proc.returncode == 5:  # no tests collected

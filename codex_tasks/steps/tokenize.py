@@ -38,13 +38,13 @@ class With(WithModel):
     tokenizer: str | None = Field(
         None, description="Path of an existing tokenizer (file or folder) to reuse instead of training one."
     )
-    block_size: int = Field(128, ge=8, description="Tokens per training block (recorded in meta.json; a warning if the corpus is smaller).")
+    block_size: int = Field(128, ge=8, le=65_536, description="Tokens per training block (recorded in meta.json; a warning if the corpus is smaller).")
     eval_fraction: float = Field(
         0.1, ge=0.0, lt=1.0, description="Fraction of documents held out for `eval.bin` (split by document, seeded)."
     )
-    seed: int = Field(0, ge=0, description="Seed of the train/eval split and of tokenizer training.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of the train/eval split and of tokenizer training.")
     threads: int | None = Field(
-        None, ge=1, description="Encoder threads (default: the machine's cores, at most 8)."
+        None, ge=1, le=1024, description="Encoder threads (default: the machine's cores, at most 8)."
     )
     fallback: str | None = Field(
         None,

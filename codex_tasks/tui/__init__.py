@@ -8,24 +8,7 @@ Textual is imported only when a TUI starts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from codex_tasks.tui.controller import Launcher
+from codex_tasks.tui.launch import main, run_with_tui
 
-if TYPE_CHECKING:
-    from codex_tasks.orchestrate.runner import RunOptions
-
-
-def main(target: str | None = None, run_args: list[str] | None = None, workspace: str | None = None) -> int:
-    """`codex-tasks tui [FILE | RUN] [run options]` (see `codex_tasks.tui.launch.main`)."""
-    from codex_tasks.tui.launch import main as _main
-
-    return _main(target, run_args, workspace)
-
-
-def run_with_tui(options: RunOptions) -> int:
-    """`codex-tasks run FILE --tui`: the run, with these options, shown in the TUI."""
-    from codex_tasks.tui.launch import run_with_tui as _run
-
-    return _run(options)
-
-
-__all__ = ["main", "run_with_tui"]
+__all__ = ["Launcher", "main", "run_with_tui"]

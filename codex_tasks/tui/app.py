@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -15,16 +15,13 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
-from codex_tasks.tui.controller import RunController
-from codex_tasks.tui.model import RUN_FINAL, Changes, ProgressView, RunModel
+from codex_tasks.runs.rundir import RESUMABLE
+from codex_tasks.tui.controller import Launcher, RunController
+from codex_tasks.tui.model import Changes, ProgressView, RunModel
 from codex_tasks.tui.screens import ErrorsScreen, QuitScreen, StepDetailsScreen
 from codex_tasks.tui.source import RunFolder
 from codex_tasks.tui.widgets import LogPane, MetricsPanel, ProgressPanel, RunHeader, StepsTable
 
-if TYPE_CHECKING:
-    from codex_tasks.orchestrate.runner import RunOptions
-
-RESUMABLE = ("failed", "interrupted", "cancelled")
 STALE_CHECK_S = 2.0
 
 
@@ -73,6 +70,7 @@ class RunApp(App[str | None]):
         path: Path | None = None,
         *,
         controller: RunController | None = None,
+        launcher: Launcher | None = None,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 0.25,
         save_dir: Path | None = None,
@@ -81,6 +79,7 @@ class RunApp(App[str | None]):
         super().__init__()
         self.path = Path(path) if path is not None else None
         self.controller = controller
+        self.launcher = launcher or (controller.launcher if controller is not None else None)
         self.clock = clock
         self.poll_interval = poll_interval
         self.save_dir = save_dir or Path.cwd()
@@ -385,8 +384,7 @@ class RunApp(App[str | None]):
         if self.controller.cancel():
             self.notify("cancelling: the run stops at the next step boundary (state saved)")
         else:
-            self.notify("this runner cannot cancel a run in a thread (RunOptions has no cancel_event)",
-                        severity="error")
+            self.notify("the run has already ended", severity="warning")
 
     def action_cancel_run(self) -> None:
         if self.owns_running_run:
@@ -414,11 +412,15 @@ class RunApp(App[str | None]):
         if self.owns_running_run or self.folder is None:
             self.notify("nothing to resume: the run is still going", severity="warning")
             return
-        status = self.folder.state().get("status")
-        if status not in RESUMABLE or self.model.status not in RUN_FINAL + ("running",):
+        state = self.folder.state()
+        status = state.get("status")
+        if status not in RESUMABLE or self.model.is_live:
             self.notify(f"nothing to resume: the run {status}", severity="warning")
             return
-        self.controller = RunController(resume_options(self.folder))
+        if self.launcher is None:
+            self.notify(f"resume it with: codex-tasks run FILE --resume={self.model.run_id}", severity="warning")
+            return
+        self.controller = RunController(self.launcher.resume(state, self.folder.run_id), self.launcher)
         self.controller.start()
         self.notify(f"resuming run {self.model.run_id}")
 
@@ -434,20 +436,3 @@ class RunApp(App[str | None]):
         yield SystemCommand("Step details", "Command, outputs and log of the selected step", self.action_details)
         yield SystemCommand("Quit run view", "Quit (asks when this TUI's run is still going)", self.action_quit_run)
 
-
-def resume_options(folder: RunFolder) -> RunOptions:
-    """`--resume=RUN` with the options the run was started with."""
-    from codex_tasks.orchestrate.runner import RunOptions
-
-    st = folder.state()
-    opts = st.get("options") or {}
-    return RunOptions(
-        file=str(st.get("sequence_file")),
-        resume=folder.run_id,
-        workspace=str(st.get("workspace") or Path.cwd()),
-        only=opts.get("only"),
-        from_step=opts.get("from"),
-        strict=bool(opts.get("strict")),
-        max_parallel=int(opts.get("max_parallel") or 4),
-        runner=str(opts.get("runner") or "local"),
-    )

@@ -9,26 +9,34 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from codex_tasks.orchestrate.runner import RunOptions
     from codex_tasks.runs.rundir import RunDir
 
 
-def supports_cancel_event() -> bool:
-    """Whether `RunOptions` takes a `cancel_event` (needed to cancel an in-process run)."""
-    from codex_tasks.orchestrate.runner import RunOptions
+@dataclass(frozen=True)
+class Launcher:
+    """How the TUI starts runs, handed in by the CLI: the TUI never imports the runner.
 
-    return "cancel_event" in {f.name for f in dataclasses.fields(RunOptions)}
+    Run options are the CLI's dataclass, opaque here except for `file` and the fields a started
+    run is given (`on_started`, `on_event`, `quiet`, `cancel_event`)."""
+
+    parse: Callable[[str, list[str], str | None], Any]  # FILE, run options, workspace -> options
+    check: Callable[[Any], Any]  # raises CodexTasksError on bad input, before the screen opens
+    run: Callable[[Any], Any]  # runs to the end; the result has `exit_code` and `status`
+    resume: Callable[[dict[str, Any], str], Any]  # a run's state.json and id -> options resuming it
 
 
 class RunController:
     """Starts one run (or a resume) in a daemon thread and reports on it; thread-safe."""
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: Any, launcher: Launcher) -> None:
         self.options = options
+        self.launcher = launcher
         self.cancel_event = threading.Event()
         self.started = threading.Event()  # set once the run folder exists (or the start failed)
         self.rundir: RunDir | None = None
@@ -46,8 +54,6 @@ class RunController:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
-        from codex_tasks.orchestrate.runner import run_sequence
-
         user_started = self.options.on_started
 
         def on_started(rd: RunDir) -> None:
@@ -56,14 +62,12 @@ class RunController:
             if user_started is not None:
                 user_started(rd)
 
-        extra: dict[str, Any] = {"on_started": on_started, "quiet": True, "on_event": None}
-        if supports_cancel_event():
-            extra["cancel_event"] = self.cancel_event
-        opts = dataclasses.replace(self.options, **extra)
+        opts = dataclasses.replace(self.options, on_started=on_started, quiet=True, on_event=None,
+                                   cancel_event=self.cancel_event)
 
         def target() -> None:
             try:
-                result = run_sequence(opts)
+                result = self.launcher.run(opts)
                 self.exit_code, self.status = result.exit_code, result.status
             except BaseException as exc:  # reported by the TUI (bad input: exit 2)
                 self.error = exc
@@ -75,13 +79,13 @@ class RunController:
         self._thread.start()
 
     def cancel(self) -> bool:
-        """Ask the run to stop cleanly (status `cancelled`); False when this runner cannot."""
+        """Ask the run to stop cleanly (status `cancelled`); False when it is not running."""
         if not self.running:
             return False
         if self.rundir is not None:
             self.rundir.state["cancel_status"] = "cancelled"
         self.cancel_event.set()
-        return supports_cancel_event()
+        return True
 
     def join(self, timeout: float | None = None) -> int | None:
         if self._thread is not None:

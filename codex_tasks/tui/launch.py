@@ -1,13 +1,13 @@
-"""Entry points: `codex-tasks tui [FILE | RUN]`, `codex-tasks run --tui`, `python -m codex_tasks.tui`.
+"""Entry points: `codex-tasks tui [FILE | RUN]`, `codex-tasks run --tui`.
 
 A sequence FILE is run in a worker thread of this process and shown; a RUN (id, id prefix, or
 folder; default the newest) is watched while it runs elsewhere, or replayed when finished.
-Quitting never stops a run started by another process.
+Quitting never stops a run started by another process. Runs are started through the `Launcher`
+the CLI hands in (the TUI reads run folders; it never imports the runner).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codex_tasks.errors import UsageError
+from codex_tasks.tui.controller import Launcher
 
 if TYPE_CHECKING:
-    from codex_tasks.orchestrate.runner import RunOptions
     from codex_tasks.tui.app import RunApp
 
 
@@ -26,59 +26,11 @@ def is_sequence_file(target: str) -> bool:
     return target.startswith("builtin:") or (p.is_file() and p.suffix.lower() in (".yaml", ".yml", ".json"))
 
 
-def _parser() -> argparse.ArgumentParser:
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> None:  # type: ignore[override]
-            raise UsageError(f"codex-tasks tui: {message}", hint="codex-tasks run --help lists the run options")
-
-    sp = Parser(prog="codex-tasks tui", add_help=False)
-    sp.add_argument("--param", "-p", action="append", default=[])
-    sp.add_argument("--only")
-    sp.add_argument("--from", dest="from_step")
-    sp.add_argument("--dry-run", action="store_true")
-    sp.add_argument("--max-parallel", type=int, default=4)
-    sp.add_argument("--runner", default="local")
-    sp.add_argument("--strict", action="store_true")
-    sp.add_argument("--workspace", "-w")
-    sp.add_argument("--agent")
-    sp.add_argument("--quiet", "-q", action="store_true")  # accepted for `run --tui`; nothing prints anyway
-    sp.add_argument("--tui", action="store_true")
-    return sp
-
-
-def parse_run_args(file: str, run_args: list[str] | None, workspace: str | None = None) -> RunOptions:
-    """`codex-tasks run` options (`--param k=v`, `--only`, `--resume[=RUN]`, ...) as RunOptions."""
-    from codex_tasks.orchestrate.runner import RunOptions
-
-    rest: list[str] = []
-    optional: dict[str, str | bool] = {}
-    for arg in run_args or []:
-        name, eq, value = arg.partition("=")
-        if name in ("--resume", "--force"):
-            optional[name] = value if eq else True  # a value only after '=', never the next word
-        else:
-            rest.append(arg)
-    args = _parser().parse_args(rest)
-    if args.max_parallel < 1:
-        raise UsageError("--max-parallel must be at least 1")
-
-    def ids(text: str | None) -> list[str] | None:
-        return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
-
-    force_opt = optional.get("--force")
-    force = None if force_opt is None else (set() if force_opt is True else set(ids(str(force_opt)) or []))
-    return RunOptions(
-        file=file, params=args.param, only=ids(args.only), from_step=args.from_step, dry_run=args.dry_run,
-        resume=optional.get("--resume"), force=force, max_parallel=args.max_parallel, runner=args.runner,
-        strict=args.strict, workspace=args.workspace or workspace, agent=args.agent, quiet=True,
-    )
-
-
-def main(target: str | None = None, run_args: list[str] | None = None, workspace: str | None = None) -> int:
+def main(target: str | None, run_args: list[str] | None, workspace: str | None, launcher: Launcher) -> int:
     """`codex-tasks tui [FILE | RUN] [run options]`. Returns the exit code: for a run started here,
     the run's (0, 1, 130); 0 after watching; `CodexTasksError` (exit 2) on bad input."""
     if target is not None and is_sequence_file(target):
-        return run_with_tui(parse_run_args(target, run_args, workspace))
+        return run_with_tui(launcher.parse(target, list(run_args or []), workspace), launcher)
     if run_args:
         raise UsageError(f"run options ({' '.join(run_args)}) apply only to a sequence FILE",
                          hint="codex-tasks tui FILE [options] starts a run; codex-tasks tui RUN watches one")
@@ -86,20 +38,20 @@ def main(target: str | None = None, run_args: list[str] | None = None, workspace
 
     ws = Path(workspace or os.getcwd()).resolve()
     rd = find_run(ws, target)
-    return watch(rd.path)
+    return watch(rd.path, launcher)
 
 
-def watch(path: Path) -> int:
+def watch(path: Path, launcher: Launcher | None = None) -> int:
     """Watch (or replay) the run folder at `path`; a run resumed from the TUI is waited for."""
     from codex_tasks.tui.app import RunApp
 
-    app = RunApp(path)
+    app = RunApp(path, launcher=launcher)
     with _cancel_on_signal(app):
         app.run()
     return _finish(app, app.return_value)
 
 
-def run_with_tui(opts: RunOptions) -> int:
+def run_with_tui(opts: Any, launcher: Launcher) -> int:
     """Start the run in a worker thread and show it (`codex-tasks tui FILE`, `run --tui`)."""
     # Steps may use multiprocessing (audit / safety_scan over many files). Its resource tracker is
     # started lazily with this process's stderr fd, which Textual replaces while the app runs
@@ -107,12 +59,11 @@ def run_with_tui(opts: RunOptions) -> int:
     from multiprocessing import resource_tracker
 
     resource_tracker.ensure_running()
-    from codex_tasks.orchestrate.runner import prepare
     from codex_tasks.tui.app import RunApp
     from codex_tasks.tui.controller import RunController
 
-    prepare(opts)  # bad input (file, parameter, option) fails here, before the screen opens
-    controller = RunController(opts)
+    launcher.check(opts)  # bad input (file, parameter, option) fails here, before the screen opens
+    controller = RunController(opts, launcher)
     controller.start()
     app = RunApp(controller=controller)
     with _cancel_on_signal(app):

@@ -14,8 +14,8 @@ from codex_tasks.orchestrate.validate import validate_file
 from codex_tasks.render.params import coerce_param, parse_cli_params, resolve_params
 from codex_tasks.sequence.load import load_sequence
 from codex_tasks.sequence.models import ParamSpec, Sequence
+from tests.conftest import EXAMPLES
 
-EXAMPLES = Path("/work/shared/examples")
 BUILTINS = {"run_id": "RID", "run_dir": "/ws/.codex/runs/RID", "workspace": "/ws", "timestamp": "TS"}
 
 
@@ -38,8 +38,6 @@ def plan_of(path: Path, cli: dict[str, str] | None = None):
 @pytest.mark.parametrize("name", ["legacy_v1_0.yaml", "legacy_v1_1.yaml"])
 def test_legacy_examples_validate(name):
     path = EXAMPLES / name
-    if not path.exists():
-        pytest.skip("shared examples not present")
     errors, info = validate_file(str(path))
     assert errors == [], [e.render() for e in errors]
     assert "phases" in info
@@ -49,8 +47,6 @@ def test_typed_example_only_lacks_kinds_not_yet_registered():
     from codex_tasks.steps import KINDS
 
     path = EXAMPLES / "typed.yaml"
-    if not path.exists():
-        pytest.skip("shared examples not present")
     errors, _ = validate_file(str(path))
     for e in errors:
         assert "unknown step kind" in e.message, e.render()
@@ -60,8 +56,6 @@ def test_typed_example_only_lacks_kinds_not_yet_registered():
 
 def test_examples_validate_through_the_cli(capsys):
     files = [str(EXAMPLES / n) for n in ("legacy_v1_0.yaml", "legacy_v1_1.yaml")]
-    if not all(Path(f).exists() for f in files):
-        pytest.skip("shared examples not present")
     assert main(["validate", *files]) == 0
     out = capsys.readouterr().out
     assert all(f"{f}: ok" in out for f in files)
@@ -189,8 +183,6 @@ def test_conditions_and_policy_are_kept(tmp_path):
 
 def test_v1_1_example_ids_and_template(tmp_path):
     path = EXAMPLES / "legacy_v1_1.yaml"
-    if not path.exists():
-        pytest.skip("shared examples not present")
     spec = load_sequence(path).spec
     assert [s.id for _, s in spec.steps()] == ["1.1", "2.1", "2.2"]
     assert "{{step_number}}" in spec.phases[1].steps[1].template  # templates are kept, not rendered early
@@ -259,8 +251,6 @@ def test_metadata_id_keys_keep_their_type(tmp_path):
 
 def test_legacy_default_logs_dir_provides_logs_dir(tmp_path):
     path = EXAMPLES / "legacy_v1_0.yaml"
-    if not path.exists():
-        pytest.skip("shared examples not present")
     plan, values = plan_of(path)
     assert values["logs_dir"] == "hygiene_logs"
     assert values["default_logs_dir"] == "hygiene_logs"
@@ -432,8 +422,6 @@ def test_required_param():
 
 def test_legacy_cli_parameter_type_from_default(tmp_path, capsys):
     path = EXAMPLES / "legacy_v1_0.yaml"
-    if not path.exists():
-        pytest.skip("shared examples not present")
     assert main(["validate", str(path), "--param", "seed=abc"]) == 2
     assert "integer" in capsys.readouterr().err
     assert main(["validate", str(path), "--param", "seed=12", "--param", "dry_run=yes"]) == 0

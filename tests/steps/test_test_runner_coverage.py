@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from codex_tasks.errors import StepFailed
-from codex_tasks.orchestrate.execute import test_settings as coverage_settings
+from codex_tasks.orchestrate.legacy_params import test_settings as coverage_settings
 from codex_tasks.steps import test_runner
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import run_async
 
-from codex_tasks.orchestrate.runner import RunOptions
-from codex_tasks.tui.controller import RunController, supports_cancel_event
+from codex_tasks.cli import tui_launcher
+from codex_tasks.orchestrate.options import RunOptions
+from codex_tasks.tui.controller import RunController
 
 SEQUENCE = """\
 version: "1.0"
@@ -41,10 +42,9 @@ async def _wait(pilot, cond, timeout: float = 60.0) -> None:
     raise AssertionError("timed out")
 
 
-@pytest.mark.skipif(not supports_cancel_event(), reason="RunOptions has no cancel_event yet (runner change)")
 def test_c_cancels_a_run_started_here(tmp_path: Path, make_app, prefect_url: str) -> None:
     (tmp_path / "seq.yaml").write_text(SEQUENCE)
-    ctl = RunController(RunOptions(file=str(tmp_path / "seq.yaml"), workspace=str(tmp_path)))
+    ctl = RunController(RunOptions(file=str(tmp_path / "seq.yaml"), workspace=str(tmp_path)), tui_launcher())
     ctl.start()
 
     async def body() -> None:

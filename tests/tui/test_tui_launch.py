@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from conftest import RUN_ID, run_async
 
+from codex_tasks.cli import tui_launcher
 from codex_tasks.errors import RunNotFound, UsageError
-from codex_tasks.orchestrate.runner import RunOptions
-from codex_tasks.tui.launch import is_sequence_file, main, parse_run_args
+from codex_tasks.orchestrate.options import RunOptions, parse_run_args
+from codex_tasks.tui.launch import is_sequence_file, main
 from codex_tasks.tui.screens import QuitScreen
 
 
@@ -28,9 +29,9 @@ def test_targets_are_told_apart(tmp_path: Path, fixture_run: Path) -> None:
     assert is_sequence_file(str(seq)) and is_sequence_file("builtin:hello")
     assert not is_sequence_file(str(fixture_run))
     with pytest.raises(RunNotFound):
-        main("no-such-run", None, str(tmp_path))
+        main("no-such-run", None, str(tmp_path), tui_launcher())
     with pytest.raises(UsageError):
-        main(str(fixture_run), ["--only", "x"], str(tmp_path))
+        main(str(fixture_run), ["--only", "x"], str(tmp_path), tui_launcher())
 
 
 class StubController:
@@ -38,6 +39,7 @@ class StubController:
 
     def __init__(self, path: Path) -> None:
         self.options = RunOptions(file="seq.yaml")
+        self.launcher = tui_launcher()
         self.path = path
         self.rundir = None
         self.error = None

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from conftest import cell_text, run_async
 
-from codex_tasks.orchestrate.runner import RunOptions
+from codex_tasks.cli import tui_launcher
+from codex_tasks.orchestrate.options import RunOptions
 from codex_tasks.tui.controller import RunController
 from codex_tasks.tui.widgets import StepsTable
 
@@ -36,7 +37,7 @@ def test_live_run_goes_pending_running_done_then_resumes(tmp_path: Path, make_ap
     ws.mkdir()
     seq = ws / "live.yaml"
     seq.write_text(SEQUENCE)
-    controller = RunController(RunOptions(file=str(seq), workspace=str(ws)))
+    controller = RunController(RunOptions(file=str(seq), workspace=str(ws)), tui_launcher())
     controller.start()
     seen: dict[str, list[str]] = {"first": [], "second": []}
 

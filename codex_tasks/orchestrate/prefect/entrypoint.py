@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prefect import flow
 
+from codex_tasks.errors import RunFailed
+
 
 @flow(name="codex-sequence", persist_result=False, log_prints=True)
 def codex_sequence(file: str, params: list[str] | None = None, workspace: str | None = None,
@@ -22,5 +24,6 @@ def codex_sequence(file: str, params: list[str] | None = None, workspace: str | 
     run_id = result.rundir.run_id if result.rundir else "?"
     print(f"codex-tasks run {run_id}: {result.status}")
     if result.exit_code != 0:
-        raise RuntimeError(f"codex-tasks run {run_id} {result.status} (exit {result.exit_code})")
+        raise RunFailed(f"codex-tasks run {run_id} {result.status} (exit {result.exit_code})",
+                        exit_code=result.exit_code)
     return run_id

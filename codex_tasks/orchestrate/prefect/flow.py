@@ -15,21 +15,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from codex_tasks.errors import RunInterrupted, StepFailed
+from codex_tasks.core.names import slug
+from codex_tasks.errors import RunInterrupted, StepFailed, StepsFailed
 from codex_tasks.orchestrate.execute import OK_STATUSES, Outcome, RunContext, execute_step, record_not_run
 from codex_tasks.orchestrate.plan import PlannedStep
 
 STATE_NAMES = {"cached": "Cached", "manual": "Manual", "skipped": "Skipped"}
-
-
-class StepsFailed(Exception):
-    """Raised out of the flow so the flow run ends Failed."""
-
-
-def _slug(text: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower() or "sequence"
 
 
 def make_step_task(step: PlannedStep, run: RunContext) -> Any:
@@ -227,7 +218,7 @@ def compile_flow(
         return statuses
 
     return flow(
-        name=_slug(plan.title),
+        name=slug(plan.title),
         flow_run_name=run.rundir.run_id,
         task_runner=runner,
         persist_result=False,

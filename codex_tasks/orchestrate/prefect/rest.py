@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 from typing import Any
 from urllib.parse import urlparse
 
+from codex_tasks.core.names import slug
 from codex_tasks.runs.report import artifact_markdown
 from codex_tasks.runs.rundir import RunDir
 
@@ -54,14 +54,21 @@ def record_history(api_url: str, rd: RunDir, summary: dict[str, Any], tags: list
         api.post("/task_runs/", {"flow_run_id": fr["id"], "task_key": f"{step['id']}-{i}", "dynamic_key": "0",
                                  "name": step["id"], "state": {"type": kind, "name": name,
                                                                "message": step.get("note") or ""}})
-    key = "codex-" + re.sub(r"[^a-z0-9-]+", "-", str(summary.get("title", "run")).lower()).strip("-")[:60]
+    for artifact in report_artifacts(rd, summary):
+        api.post("/artifacts/", {**artifact, "flow_run_id": fr["id"]})
+    api.conn.close()
+    return str(fr["id"])
+
+
+def report_artifacts(rd: RunDir, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's report.md as a markdown artifact and its step results as a table artifact
+    (key, type, data, description), keyed by the sequence title."""
+    key = "codex-" + slug(str(summary.get("title", "run")), default="run")[:60]
     report = artifact_markdown(rd.path)  # chart images become links to the PNG files and report.html
-    api.post("/artifacts/", {"key": key, "type": "markdown", "data": report, "flow_run_id": fr["id"],
-                             "description": f"codex-tasks report of run {rd.run_id}"})
     rows = [{"step": r["id"], "phase": r.get("phase_id"), "kind": r.get("kind"), "status": r["status"],
              "duration_s": r.get("duration"), "note": (r.get("error") or r.get("note") or "")[:120]}
             for r in summary["steps"]]
-    api.post("/artifacts/", {"key": f"{key}-steps", "type": "table", "data": rows, "flow_run_id": fr["id"],
-                             "description": f"step results of run {rd.run_id}"})
-    api.conn.close()
-    return str(fr["id"])
+    return [
+        {"key": key, "type": "markdown", "data": report, "description": f"codex-tasks report of run {rd.run_id}"},
+        {"key": f"{key}-steps", "type": "table", "data": rows, "description": f"step results of run {rd.run_id}"},
+    ]

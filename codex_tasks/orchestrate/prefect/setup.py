@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from codex_tasks.errors import UsageError
+from codex_tasks.orchestrate.prefect.rest import report_artifacts
 from codex_tasks.orchestrate.prefect.server import ensure_server, quiet_env
 from codex_tasks.runs.rundir import RunDir
 
@@ -44,26 +45,16 @@ def crash_stale_flow_runs(rd: RunDir) -> None:
 
 def attach_report(rd: RunDir, summary: dict[str, Any]) -> None:
     """The run's report.md as a Prefect markdown artifact, and its step results as a table artifact."""
-    import re
     from uuid import UUID
 
     from prefect import get_client
     from prefect.client.schemas.actions import ArtifactCreate
 
-    from codex_tasks.runs.report import artifact_markdown
-
     flow_run_id = UUID(str(rd.state["flow_run_id"]))
-    key = "codex-" + re.sub(r"[^a-z0-9-]+", "-", str(summary.get("title", "run")).lower()).strip("-")[:60]
-    report = artifact_markdown(rd.path)  # chart images become links to the PNG files and report.html
-    rows = [{"step": r["id"], "phase": r.get("phase_id"), "kind": r.get("kind"), "status": r["status"],
-             "duration_s": r.get("duration"), "note": (r.get("error") or r.get("note") or "")[:120]}
-            for r in summary["steps"]]
     try:
         with get_client(sync_client=True) as client:
-            client.create_artifact(ArtifactCreate(key=key, type="markdown", data=report, flow_run_id=flow_run_id,
-                                                  description=f"codex-tasks report of run {rd.run_id}"))
-            client.create_artifact(ArtifactCreate(key=f"{key}-steps", type="table", data=rows, flow_run_id=flow_run_id,
-                                                  description=f"step results of run {rd.run_id}"))
+            for artifact in report_artifacts(rd, summary):
+                client.create_artifact(ArtifactCreate(**artifact, flow_run_id=flow_run_id))
     except Exception as exc:  # history is best effort; the run's own files are complete
         rd.events.emit("log", line=f"could not attach the report to the Prefect flow run: {exc}")
 

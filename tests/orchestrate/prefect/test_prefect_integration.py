@@ -147,6 +147,22 @@ def test_dask_local_cluster(tmp_path: Path, prefect_url: str) -> None:
     _check_dask_run(tmp_path)
 
 
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _wait_until(cond, timeout: float, what: str) -> None:
+    """Poll `cond` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_dask_external_scheduler(tmp_path: Path, prefect_url: str) -> None:
     (tmp_path / "s.yaml").write_text(FOUR)
@@ -156,12 +172,15 @@ def test_dask_external_scheduler(tmp_path: Path, prefect_url: str) -> None:
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        time.sleep(3)
+        _wait_until(lambda: _accepts(port), 60, "the Dask scheduler listens")
         for _ in range(2):
             procs.append(subprocess.Popen([dask, "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
                                            "--no-dashboard"], cwd=tmp_path, env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(5)
+        from distributed import Client
+
+        with Client(f"tcp://127.0.0.1:{port}", timeout="30s") as client:
+            _wait_until(lambda: len(client.scheduler_info()["workers"]) >= 2, 120, "both Dask workers joined")
         run_cli("run", "s.yaml", f"--runner=dask=tcp://127.0.0.1:{port}", cwd=tmp_path, check=0, timeout=400)
         _check_dask_run(tmp_path)
     finally:

@@ -1,4 +1,4 @@
-"""`codex_tasks.sequence.scaffold`: `codex-tasks new NAME [--from builtin:X]`."""
+"""`codex_tasks.reference.scaffold`: `codex-tasks new NAME [--from builtin:X]`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from codex_tasks.errors import UsageError
 from codex_tasks.orchestrate.validate import validate_file
-from codex_tasks.sequence.scaffold import SCHEMA_COMMENT, new_sequence
+from codex_tasks.reference.scaffold import SCHEMA_COMMENT, new_sequence
 from tests.conftest import ROOT, run_cli
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from codex_tasks.core.resources import resolve_sequence_ref, template_path
 from codex_tasks.errors import UsageError
+from codex_tasks.reference.schema import json_schema
 
 TEMPLATE = "new_sequence.yaml.j2"
 SCHEMA_COMMENT = "# yaml-language-server: $schema="
@@ -54,8 +55,6 @@ def schema_ref(dest_dir: Path) -> str:
     for folder in (dest_dir.resolve(), *dest_dir.resolve().parents):
         if (folder / SCHEMA_FILE).is_file():
             return os.path.relpath(folder / SCHEMA_FILE, dest_dir.resolve()).replace(os.sep, "/")
-    from codex_tasks.reference.schema import json_schema
-
     target = dest_dir / ".codex" / "schema" / "task-sequence.schema.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
