@@ -110,9 +110,14 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         rd.events.listeners.append(opts.on_event)
     if opts.on_started:
         opts.on_started(rd)
-    for warning in output_warnings(plan):
+    from codex_tasks.orchestrate.legacy_params import related_warnings
+
+    for warning in loaded.warnings + related_warnings(loaded) + output_warnings(plan):
         rd.events.emit("log", line=f"warning: {warning}")
 
+    from codex_tasks.orchestrate.legacy_params import honored_flags
+
+    flags = honored_flags(spec.metadata, dict(os.environ))  # metadata.honor_env_flags that are set
     run = RunContext(
         plan=plan,
         rundir=rd,
@@ -120,7 +125,10 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         params=values,
         env={**param_env(spec, values), "PATH": path_with_interpreter(),
              "CODEX_RUN_ID": rd.run_id, "CODEX_RUN_DIR": str(rd.path),
-             "CODEX_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1"},
+             "CODEX_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1",
+             **({"CUDA_VISIBLE_DEVICES": ""} if "CODEX_FORCE_CPU" in flags else {})},
+        refuse_gpu="CODEX_ABORT_ON_GPU_PULL" in flags,
+        flags=flags,
         dry_run=dry_run,
         strict=opts.strict,
         force=opts.force,
@@ -133,6 +141,10 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         cache=CacheIndex(workspace),
         cancel_event=opts.cancel_event or threading.Event(),
     )
+    if loaded.shape == "root_wrapper" and not dry_run:
+        from codex_tasks.orchestrate.layouts import root_wrapper_sinks
+
+        root_wrapper_sinks(run)
     if previous is not None:
         rd.events.emit("run.resumed", attempt=attempt, title=spec.title)
     else:

@@ -84,6 +84,7 @@ class PhaseScheduler:
         self.max_parallel = max(1, max_parallel)
         self.stop = stop_flag
         self._signal = threading.Event()
+        self.blocked: set[str] = set()  # skipped steps that stand between a failure and its dependents
 
     def status(self, step_id: str) -> str | None:
         return self.run.rundir.step_state(step_id).get("status")
@@ -95,13 +96,25 @@ class PhaseScheduler:
             if self.run.cancel_event.is_set() or self.stop.get("stopped"):
                 for step in pending:
                     why = "run interrupted" if self.run.cancel_event.is_set() else f"an earlier step failed ({self.stop['by']})"
-                    record_not_run(step, self.run, why)
+                    if step.skip:
+                        execute_step(step, self.run)
+                    else:
+                        record_not_run(step, self.run, why)
                 pending = []
             ready: list[PlannedStep] = []
             for step in list(pending):
                 states = {n: self.status(n) for n in step.needs}
-                if any(s in ("failed", "not_run") for s in states.values()):
-                    bad = next(n for n, s in states.items() if s in ("failed", "not_run"))
+                if step.skip:
+                    # not selected (--only, --from, when): skipped, whatever failed before it; in its
+                    # turn, so the steps after it still wait for the ones before it
+                    if all(st not in (None, "running") for st in states.values()):
+                        pending.remove(step)
+                        execute_step(step, self.run)
+                        if any(st in ("failed", "not_run") or n in self.blocked for n, st in states.items()):
+                            self.blocked.add(step.id)  # what waits on it waits on what failed before it
+                    continue
+                if any(s in ("failed", "not_run") or n in self.blocked for n, s in states.items()):
+                    bad = next(n for n, s in states.items() if s in ("failed", "not_run") or n in self.blocked)
                     record_not_run(step, self.run, f"depends on {bad}, which did not succeed")
                     pending.remove(step)
                     continue
@@ -173,6 +186,12 @@ class PhaseScheduler:
             return
         if status == "failed" and step.on_error == "stop" and not self.stop.get("stopped"):
             self.stop.update(stopped=True, by=step.id)
+        elif status == "failed" and not self.stop.get("stopped"):
+            from codex_tasks.orchestrate.legacy_params import max_errors_reached
+
+            limit = max_errors_reached(dict(self.run.params), self.run.rundir.path / "error_captures.ndjson")
+            if limit is not None:  # the legacy `max_errors`: stop after that many error blocks
+                self.stop.update(stopped=True, by=f"{step.id}; max_errors={limit} reached")
 
 
 def _done(fut: Any) -> bool:
