@@ -8,8 +8,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from fixtures.model_server import exec_command, http_error, message
+
+from tests.conftest import run_cli
 
 SEQ = textwrap.dedent("""\
     version: "1.0"
