@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("run", help="run a sequence")
     add_run_arguments(sp)
+    sp.add_argument("--with-related", action="store_true", help="then run the sequence's related_sequences")
     sp.add_argument("--tui", action="store_true", help="show the run in the TUI")
 
     sp = sub.add_parser("tui", help="run a sequence in the TUI, or watch / replay a run")
@@ -168,7 +169,6 @@ def _main(argv: list[str]) -> int:
 
 def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
     from codex_tasks.orchestrate.console import RunConsole
-    from codex_tasks.orchestrate.runner import run_sequence
 
     printer = RunConsole(quiet=args.quiet)
     opts = options_from_args(args, optional)
@@ -177,6 +177,38 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
 
         return int(run_with_tui(opts, tui_launcher()))
     opts.on_started = printer.follow
+    code = _run_and_report(opts, printer, args.file)
+    if args.with_related:
+        code = _run_related(opts, args.file, code)
+    return code
+
+
+def _run_related(opts: Any, file: str, code: int) -> int:
+    """`--with-related`: each existing `related_sequences` path runs after the sequence, with the same options."""
+    import dataclasses
+
+    from codex_tasks.core.resources import resolve_sequence_ref
+    from codex_tasks.sequence.load import load_sequence
+
+    main_file = resolve_sequence_ref(file)
+    for rel in load_sequence(main_file).spec.related_sequences:
+        path = (main_file.parent / rel.path) if rel.path else None
+        if path is None or not path.is_file():
+            print(f"codex-tasks: related sequence {rel.name or rel.path!r}: {rel.path} not found; skipped", file=sys.stderr)
+            continue
+        print(f"== related sequence {rel.name or rel.path}: {path}")
+        from codex_tasks.orchestrate.console import RunConsole
+
+        printer = RunConsole(quiet=opts.quiet)
+        related = dataclasses.replace(opts, file=str(path), only=None, from_step=None, resume=None,
+                                      on_started=printer.follow)
+        code = max(code, _run_and_report(related, printer, str(path)))
+    return code
+
+
+def _run_and_report(opts: Any, printer: Any, file: str) -> int:
+    from codex_tasks.orchestrate.runner import run_sequence
+
     try:
         result = run_sequence(opts)
     finally:
@@ -189,7 +221,7 @@ def cmd_run(args: argparse.Namespace, optional: dict[str, str | bool]) -> int:
         print(f"run {rd.run_id}{dry} {result.status}: {parts}")
         print(f"  report: {rd.path / 'report.md'}")
         if result.status == "failed":
-            print(f"  errors: codex-tasks errors {rd.run_id}   resume: codex-tasks run {args.file} --resume")
+            print(f"  errors: codex-tasks errors {rd.run_id}   resume: codex-tasks run {file} --resume")
         manual = manual_steps(rd)
         if manual:  # the last line leads with what is left to a person
             n = len(manual)
@@ -374,6 +406,8 @@ def cmd_errors(args: argparse.Namespace, _: dict[str, Any]) -> int:
     else:
         for r in records:
             print(str(r.get("rendered", "")).rstrip())
+            if r.get("answer"):
+                print("\n**Answer**\n" + str(r["answer"]).rstrip())
             print()
     return 0
 

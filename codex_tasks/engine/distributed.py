@@ -1,17 +1,20 @@
 """Distributed training: the engine's loop under `torchrun` (DDP), launched as a subprocess.
 
-Two halves:
+Three modules, one idea each:
 
-- **The launcher** (`launch`, in the step's process): writes a spec file, starts
-  `python -m torch.distributed.run ... -m codex_tasks.engine.distributed SPEC` in a new session,
+- **The launcher** (this module: `launch`, in the step's process): writes a spec file, starts
+  `python -m torch.distributed.run ... -m codex_tasks.engine.rank_worker SPEC` in a new session,
   streams its output line by line to `hooks.log`, turns rank 0's event lines (`CODEX_EVENT {json}`
   on stdout) into `hooks.progress` / `hooks.metric` / `hooks.log`, and maps the outcome: the
   summary, `RunInterrupted` (cancelled; a checkpoint was saved), or `StepFailed` with the failing
   rank's last error line.
-- **The worker** (`worker_main`, in every rank): reads the spec, joins the process group (gloo on
+- **The worker** (`rank_worker.worker_main`, in every rank): reads the spec, joins the process group (gloo on
   CPU, NCCL on CUDA) and runs `Trainer` with a `DistInfo`. Rank 0 alone prints events, writes
   checkpoints, metrics, MLflow and the final model; every rank writes `errors/rank-<r>.json` when it
   fails.
+- **The collectives** (`collectives.py`: `DistInfo`, `any_rank`, `broadcast_object`,
+  `gather_to_main`): what the trainer calls in every rank. The trainer imports only these, so
+  the launcher, the worker and the trainer import in one direction.
 
 Cancel: the launcher creates the spec's `cancel_file`; each rank checks it (and whether the launcher
 is still alive, and SIGTERM/SIGINT) before every step, the ranks agree by an all-reduce, rank 0 saves
@@ -37,204 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codex_tasks.core.files import write_json_atomic
 from codex_tasks.engine.hooks import Hooks
-from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
+from codex_tasks.engine.rank_worker import EVENT_PREFIX
+from codex_tasks.errors import RunInterrupted, StepFailed
 
 if TYPE_CHECKING:
     from codex_tasks.engine.config import TrainSettings
 
-EVENT_PREFIX = "CODEX_EVENT "
 SPEC_FILE = "spec.json"
-WORKER_MODULE = "codex_tasks.engine.distributed"
+WORKER_MODULE = "codex_tasks.engine.rank_worker"
 TERM_GRACE = 40.0  # after SIGTERM: torchrun's own shutdown timeout (30 s) plus a margin
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process stands in the job (the default: one process, no process group)."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-    backend: str = ""
-
-
-# ---- collectives the trainer uses (every rank must call them) -------------------------------------
-
-
-def any_rank(flag: bool, device: Any) -> bool:
-    """True on every rank when `flag` is true on any rank."""
-    import torch
-    import torch.distributed as dist
-
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
-def broadcast_object(obj: Any, device: Any) -> Any:
-    """Rank 0's `obj` on every rank."""
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=0, device=device if getattr(device, "type", "") == "cuda" else None)
-    return box[0]
-
-
-def gather_to_main(obj: Any, device: Any) -> list[Any] | None:
-    """Every rank's `obj`, in rank order, on rank 0 (None elsewhere)."""
-    import torch.distributed as dist
-
-    out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
-    # NCCL moves the pickled bytes through the current CUDA device (set by the trainer)
-    dist.gather_object(obj, out, dst=0)
-    return out
-
-
-# ---- the worker ---------------------------------------------------------------------------------
-
-
-def _emit(kind: str, **fields: Any) -> None:
-    """One event line on stdout (one write, flushed): the launcher turns it into a run event."""
-    sys.stdout.write(EVENT_PREFIX + json.dumps({"kind": kind, **fields}, default=str) + "\n")
-    sys.stdout.flush()
-
-
-class WorkerHooks(Hooks):
-    """Rank 0 prints progress, metrics and log lines as event lines; other ranks stay quiet.
-
-    `cancelled` is true after SIGTERM/SIGINT, when the launcher's cancel file exists, or when the
-    launcher process is gone (so an orphaned job checkpoints and stops instead of running on).
-    """
-
-    def __init__(self, rank: int, cancel_file: str | None = None, parent_pid: int | None = None) -> None:
-        super().__init__()
-        self.rank = rank
-        self.cancel_file = Path(cancel_file) if cancel_file else None
-        self.parent_pid = parent_pid
-        self.orphaned = False
-
-    def emit(self, kind: str, **fields: Any) -> None:
-        """An event line from rank 0; a closed pipe means the launcher is gone: stop (with a checkpoint)."""
-        if self.rank != 0 or self.orphaned:
-            return
-        try:
-            _emit(kind, **fields)
-        except OSError:  # BrokenPipeError: nobody reads our output any more
-            self.orphaned = True
-            self.cancel_event.set()
-
-    def progress(self, done: float, total: float | None, unit: str, **extra: Any) -> None:
-        self.emit("progress", done=done, total=total, unit=unit, extra=extra)
-
-    def metric(self, name: str, value: float, *, step: int | None = None, split: str | None = None) -> None:
-        self.emit("metric", name=name, value=value, step=step, split=split)
-
-    def log(self, line: str) -> None:
-        self.emit("log", line=line)
-
-    @property
-    def cancelled(self) -> bool:
-        if self.cancel_event.is_set():
-            return True
-        if self.cancel_file is not None and self.cancel_file.exists():
-            self.cancel_event.set()
-        elif self.parent_pid is not None and not _alive(self.parent_pid):
-            self.cancel_event.set()
-        return self.cancel_event.is_set()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _one_line(e: BaseException) -> tuple[str, str | None]:
-    if isinstance(e, CodexTasksError):
-        return e.message.splitlines()[0] if e.message else type(e).__name__, e.hint
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__, None
-
-
-def pick_backend(settings: TrainSettings) -> str:
-    import torch
-
-    spec = settings.distributed
-    if spec is not None and spec.backend != "auto":
-        return spec.backend
-    return "nccl" if settings.device != "cpu" and torch.cuda.is_available() else "gloo"
-
-
-def worker_main(argv: list[str] | None = None, hooks_class: type[WorkerHooks] = WorkerHooks) -> int:
-    """One rank: `python -m codex_tasks.engine.distributed SPEC` under torchrun. Returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    hooks = hooks_class(rank, spec.get("cancel_file"), spec.get("parent_pid"))
-    for sig in (signal.SIGTERM, signal.SIGINT):  # torchrun forwards these: stop at the next step
-        signal.signal(sig, lambda *_: hooks.cancel_event.set())
-    initialised = False
-    try:
-        import torch
-        import torch.distributed as tdist
-
-        from codex_tasks.engine.config import TrainSettings
-        from codex_tasks.engine.trainer import Trainer
-
-        settings = TrainSettings.model_validate(spec["settings"])
-        backend = pick_backend(settings)
-        if backend == "nccl":
-            if local_rank >= torch.cuda.device_count():
-                raise StepFailed(
-                    f"local rank {local_rank} has no GPU: {torch.cuda.device_count()} visible",
-                    hint="set distributed.nproc_per_node to at most the number of GPUs",
-                )
-            torch.cuda.set_device(local_rank)
-        tdist.init_process_group(backend=backend)
-        initialised = True
-        trainer = Trainer(
-            settings,
-            hooks,
-            run_id=spec["run_id"],
-            run_name=spec.get("run_name"),
-            tracking_uri=spec.get("tracking_uri"),
-            artifact_location=Path(spec["artifact_location"]) if spec.get("artifact_location") else None,
-            dist=DistInfo(rank, local_rank, world, backend),
-        )
-        summary = trainer.run()
-        hooks.emit("result", summary=summary)
-        return 0
-    except RunInterrupted as e:
-        hooks.emit("interrupted", message=e.message)
-        return 0
-    except BaseException as e:  # noqa: B036 - every failure becomes one line for the launcher
-        initialised = False  # a failed group may hang in teardown: just exit
-        message, hint = _one_line(e)
-        errors = Path(spec["error_dir"])
-        errors.mkdir(parents=True, exist_ok=True)
-        record = {"rank": rank, "time": time.time(), "message": message, "hint": hint}
-        write_json_atomic(errors / f"rank-{rank}.json", record, redacted=False, compact=True)
-        with contextlib.suppress(OSError):
-            print(f"[rank {rank}] error: {message}", file=sys.stderr, flush=True)
-            if not isinstance(e, CodexTasksError):
-                import traceback
-
-                traceback.print_exc()
-        return 1
-    finally:
-        if initialised:
-            with contextlib.suppress(Exception):
-                import torch.distributed as tdist
-
-                tdist.destroy_process_group()
 
 
 # ---- the launcher -------------------------------------------------------------------------------
@@ -444,10 +259,3 @@ def launch(
         import shutil
 
         shutil.rmtree(job.workdir, ignore_errors=True)  # the spec may hold a tracking URI with credentials
-
-
-if __name__ == "__main__":
-    # run as `python -m`: call the imported module's function, so `DistInfo` etc. are one class
-    from codex_tasks.engine import distributed as _self
-
-    sys.exit(_self.worker_main(sys.argv[1:]))

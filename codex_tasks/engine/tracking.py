@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.redact import redact
+
 BATCH = 500
 # the experiment tag MLflow 3's UI reads to choose the classic (non-GenAI) experiment view
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -72,11 +74,13 @@ class MlflowTracker:
                 return self.run_id
             except Exception:  # a store that lost the run: start a new one
                 pass
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags or {}))
+        # MLflow writes its own SQLite store: names, tags and params pass the redaction hook first
+        run = self.client.create_run(self.experiment_id, run_name=redact(run_name),
+                                     tags={k: redact(str(v)) for k, v in (tags or {}).items()})
         self.run_id = run.info.run_id
         flat = sorted(flatten(params).items())
         for i in range(0, len(flat), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in flat[i : i + 100]])
+            self.client.log_batch(self.run_id, params=[Param(k, redact(str(v))) for k, v in flat[i : i + 100]])
         return self.run_id
 
     def metric(self, key: str, value: float, step: int | None) -> None:

@@ -5,7 +5,7 @@
 scheduler, grad-scaler, the Python/NumPy/torch RNG states and the data position, so N straight
 steps and N steps with a kill and a resume in between give bitwise-equal weights on CPU.
 
-Under `torchrun` (see `distributed.py`) the same loop runs in every rank with a `DistInfo`: the model
+Under `torchrun` (see `distributed.py`, `rank_worker.py`) the same loop runs in every rank with a `DistInfo`: the model
 is wrapped in DDP, each rank takes its slice of the global batch, rank 0 alone writes checkpoints
 (holding every rank's RNG state), metrics, MLflow and progress; all ranks agree on when to stop.
 """
@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,9 @@ import numpy as np
 
 from codex_tasks.core.files import write_json_atomic
 from codex_tasks.engine.checkpoint import newest_valid, prune_checkpoints, save_checkpoint, verify_checkpoint
+from codex_tasks.engine.collectives import DistInfo, any_rank, broadcast_object, gather_to_main
 from codex_tasks.engine.config import TrainSettings
 from codex_tasks.engine.data import BlockSampler, TokenData, n_blocks
-from codex_tasks.engine.distributed import DistInfo
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.engine.metrics import MetricsLog
 from codex_tasks.engine.tracking import mlflow_key
@@ -156,32 +157,39 @@ class Trainer:
             self.cleanup(status)
 
     def setup(self) -> None:
-        """Everything that can fail before the first step fails here, with a one-line reason."""
-        self._setup_device()
-        self._setup_data()
-        self._setup_model()
-        self._setup_optimizer()
-        self._setup_resume()
-        self._setup_ddp()
-        self._setup_tracking()
+        """Everything that can fail before the first step fails here, with a one-line reason.
+        Each `_setup_*` returns what it builds (in this order, each from what came before)."""
+        self.device, self.autocast, self.scaler = self._setup_device()
+        (self.data, self.block_size, self.train_tokens, self.eval_tokens, self.sampler, self.tokenizer_file,
+         self.max_steps) = self._setup_data()
+        self.model = self._setup_model()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.n_trainable = sum(p.numel() for p in self.params)
+        self.optimizer, self.scheduler = self._setup_optimizer()
+        self._setup_resume()  # loads a checkpoint into what was built above
+        self.net = self._setup_ddp()
+        self.tracker, self.sampler_thread = self._setup_tracking()
 
-    def _setup_device(self) -> None:
+    def _setup_device(self) -> tuple[Any, AbstractContextManager[Any], Any]:
+        """(device, the autocast context, the gradient scaler). Built once, as nanoGPT does: a null
+        context under fp32, and a scaler that is a no-op unless the run is fp16."""
         import torch
 
         s = self.s
         if s.device == "cuda" and not torch.cuda.is_available():
             raise StepFailed("device is cuda but no CUDA GPU is available", hint="use device: auto or cpu")
-        self.device = torch.device("cuda" if s.device != "cpu" and torch.cuda.is_available() else "cpu")
-        if self.device.type == "cuda" and self.dist.world_size > 1:
-            self.device = torch.device("cuda", self.dist.local_rank)
-            torch.cuda.set_device(self.device)
-        if s.precision == "fp16" and self.device.type != "cuda":
+        device = torch.device("cuda" if s.device != "cpu" and torch.cuda.is_available() else "cpu")
+        if device.type == "cuda" and self.dist.world_size > 1:
+            device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(device)
+        if s.precision == "fp16" and device.type != "cuda":
             raise StepFailed("precision fp16 needs a CUDA GPU; this run is on CPU", hint="use precision: fp32 or bf16")
-        if s.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if s.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise StepFailed("this GPU does not support bf16", hint="use precision: fp16 or fp32")
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s.precision)
-        self.autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else None
-        self.scaler = torch.amp.GradScaler("cuda") if s.precision == "fp16" else None
+        autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        scaler = torch.amp.GradScaler("cuda", enabled=s.precision == "fp16")
         if s.threads:
             self._restore["threads"] = torch.get_num_threads()
             torch.set_num_threads(s.threads)
@@ -189,31 +197,36 @@ class Trainer:
             self._restore["deterministic"] = torch.are_deterministic_algorithms_enabled()
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
+        return device, autocast, scaler
 
-    def _setup_data(self) -> None:
+    def _setup_data(self) -> tuple[TokenData, int, Any, Any, BlockSampler, Path | None, int]:
+        """(data, block size, train tokens, eval tokens or None, the batch sampler, the tokenizer
+        file, the number of steps)."""
         from codex_tasks.engine.tokenizer import find_tokenizer_file
 
         s = self.s
-        self.data = TokenData.open(Path(s.data))
-        self.block_size = int(s.block_size or self.data.meta.get("block_size") or 128)
-        self.train_tokens = self.data.tokens("train")
-        if len(self.train_tokens) == 0:
-            raise StepFailed(f"{self.data.path('train')} is empty", hint="check the tokenize step's corpus")
-        self.sampler = BlockSampler(self.train_tokens, self.block_size, s.seed)  # fails if < 1 block
-        self.eval_tokens = self.data.tokens("eval") if self.data.path("eval").is_file() else None
-        if self.eval_tokens is not None and n_blocks(self.eval_tokens, self.block_size) == 0:
+        data = TokenData.open(Path(s.data))
+        block_size = int(s.block_size or data.meta.get("block_size") or 128)
+        train_tokens = data.tokens("train")
+        if len(train_tokens) == 0:
+            raise StepFailed(f"{data.path('train')} is empty", hint="check the tokenize step's corpus")
+        sampler = BlockSampler(train_tokens, block_size, s.seed)  # fails if < 1 block
+        eval_tokens = data.tokens("eval") if data.path("eval").is_file() else None
+        if eval_tokens is not None and n_blocks(eval_tokens, block_size) == 0:
             self.hooks.log("eval.bin holds less than one block: no evaluation during training")
-            self.eval_tokens = None
-        self.tokenizer_file = find_tokenizer_file(Path(s.tokenizer or s.data))
-        if s.tokenizer and self.tokenizer_file is None:
+            eval_tokens = None
+        tokenizer_file = find_tokenizer_file(Path(s.tokenizer or s.data))
+        if s.tokenizer and tokenizer_file is None:
             raise StepFailed(f"no tokenizer at {s.tokenizer}")
         per_step = s.batch_size * s.grad_accum * self.dist.world_size  # the global batch
         if s.epochs is not None:
-            self.max_steps = max(1, math.ceil(s.epochs * self.sampler.n_blocks / per_step))
+            max_steps = max(1, math.ceil(s.epochs * sampler.n_blocks / per_step))
         else:
-            self.max_steps = s.max_steps or DEFAULT_MAX_STEPS
+            max_steps = s.max_steps or DEFAULT_MAX_STEPS
+        return data, block_size, train_tokens, eval_tokens, sampler, tokenizer_file, max_steps
 
-    def _setup_model(self) -> None:
+    def _setup_model(self) -> Any:
+        """The model (a LoRA-wrapped one with `lora:`), on the device, in training mode."""
         from codex_tasks.engine.model import apply_lora, build_model
 
         s = self.s
@@ -225,16 +238,15 @@ class Trainer:
             raise StepFailed(f"block_size {self.block_size} exceeds the model's {n_positions} positions")
         if s.lora is not None:
             model = apply_lora(model, s.lora)
-        self.model = model.to(self.device)
-        self.model.train()
+        model = model.to(self.device)
+        model.train()
         if self.dist.rank > 0:
             # the same initial weights everywhere, then a stream of its own per rank (dropout)
             seed_everything(s.seed + 100_003 * self.dist.rank)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.n_params = sum(p.numel() for p in self.model.parameters())
-        self.n_trainable = sum(p.numel() for p in self.params)
+        return model
 
-    def _setup_optimizer(self) -> None:
+    def _setup_optimizer(self) -> tuple[Any, Any]:
+        """(AdamW with decay on matrices only, its learning-rate schedule)."""
         import torch
 
         s = self.s
@@ -243,12 +255,13 @@ class Trainer:
             {"params": [p for _, p in named if p.dim() >= 2], "weight_decay": s.weight_decay},
             {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0},
         ]
-        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=s.lr, betas=s.betas)
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=s.lr, betas=s.betas)
         total = self.max_steps
         # built before any optimizer state is loaded, then its own state loaded (exact resume)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, s.warmup_steps, total, s.scheduler)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, s.warmup_steps, total, s.scheduler)
         )
+        return optimizer, scheduler
 
     def fingerprint(self) -> str:
         s = self.s.model_dump(mode="json")
@@ -263,8 +276,6 @@ class Trainer:
         if self.dist.world_size == 1:
             self._choose_and_load()
             return
-        from codex_tasks.engine.distributed import broadcast_object
-
         # rank 0 chooses (and may clear the folder); every rank then loads the same checkpoint
         decision: dict[str, Any] = {}
         if self.is_main:
@@ -334,7 +345,7 @@ class Trainer:
         blob = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(blob["optimizer"])
         self.scheduler.load_state_dict(blob["scheduler"])
-        if self.scaler is not None and "scaler" in blob:
+        if "scaler" in blob:  # an fp16 run's
             self.scaler.load_state_dict(blob["scaler"])
         ranks = blob.get("ranks")
         if self.dist.world_size > 1 and ranks:
@@ -350,10 +361,10 @@ class Trainer:
         if self.is_main:
             self.metrics.truncate_after(self.step)  # later rows belong to steps about to be redone
 
-    def _setup_ddp(self) -> None:
-        self.net = self.model
+    def _setup_ddp(self) -> Any:
+        """What the forward pass calls: the model, or its DistributedDataParallel wrapper."""
         if self.dist.world_size == 1:
-            return
+            return self.model
         import inspect
 
         from torch.nn.parallel import DistributedDataParallel
@@ -362,34 +373,39 @@ class Trainer:
         # GPT-2's buffers are constants: no need to sync them before each forward
         names = inspect.signature(DistributedDataParallel.__init__).parameters
         no_sync: dict[str, Any] = {"forward_sync_buffers": False} if "forward_sync_buffers" in names else {"broadcast_buffers": False}
-        self.net = DistributedDataParallel(self.model, device_ids=ids, **no_sync)
+        return DistributedDataParallel(self.model, device_ids=ids, **no_sync)
 
-    def _setup_tracking(self) -> None:
+    def _setup_tracking(self) -> tuple[Any, Any]:
+        """(the MLflow tracker or None, the system-metrics sampler or None): rank 0 alone tracks,
+        samples and writes metrics."""
         from codex_tasks.engine.system import SystemSampler
 
         s = self.s
-        if not self.is_main:  # rank 0 alone tracks, samples and writes metrics
-            return
+        if not self.is_main:
+            return None, None
+        tracker = None
         if s.mlflow.enabled and self.tracking_uri:
             from codex_tasks.engine.tracking import MlflowTracker
 
-            self.tracker = MlflowTracker(self.tracking_uri, s.mlflow.experiment, self.artifact_location)
+            # also on self at once: `cleanup` ends a started MLflow run even if what follows fails
+            tracker = self.tracker = MlflowTracker(self.tracking_uri, s.mlflow.experiment, self.artifact_location)
             params = {
                 **s.model_dump(mode="json", exclude={"mlflow"}),
                 "derived": {"max_steps": self.max_steps, "block_size": self.block_size, "vocab_size": self.data.vocab_size,
                             "n_params": self.n_params, "n_trainable": self.n_trainable, "device": self.device.type,
                             "world_size": self.dist.world_size},
             }
-            self.tracker.start(s.mlflow.run_name or self.run_name, params, getattr(self, "mlflow_run_id", None),
-                               tags=s.mlflow.tags)
-            self.hooks.log(f"MLflow run {self.tracker.run_id} at {self.tracking_uri}")
+            tracker.start(s.mlflow.run_name or self.run_name, params, getattr(self, "mlflow_run_id", None),
+                          tags=s.mlflow.tags)
+            self.hooks.log(f"MLflow run {tracker.run_id} at {self.tracking_uri}")
 
         def report(values: dict[str, float]) -> None:
             for k, v in values.items():
                 self.record(k, v, "system")
 
-        self.sampler_thread = SystemSampler(s.system_metrics_every, report)
-        self.sampler_thread.start()
+        sampler = SystemSampler(s.system_metrics_every, report)
+        sampler.start()
+        return tracker, sampler
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -444,26 +460,22 @@ class Trainer:
                 # DDP: gradients are all-reduced (averaged over ranks) on the last micro-batch only
                 sync = net.no_sync() if world > 1 and k < s.grad_accum - 1 else contextlib.nullcontext()
                 with sync:
-                    with self.autocast if self.autocast is not None else contextlib.nullcontext():
+                    with self.autocast:
                         logits = net(input_ids=x, use_cache=False).logits
                     # divide by grad_accum so the summed gradients equal those of one big batch
                     loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)) / s.grad_accum
-                    (self.scaler.scale(loss) if self.scaler is not None else loss).backward()  # type: ignore[no-untyped-call]
+                    self.scaler.scale(loss).backward()
                 loss_sum += loss.detach()
             if world > 1:  # the global batch's loss, the same number on every rank
                 import torch.distributed as tdist
 
                 tdist.all_reduce(loss_sum)
                 loss_sum /= world
-            if self.scaler is not None:
-                self.scaler.unscale_(opt)
+            self.scaler.unscale_(opt)  # (a disabled scaler, outside fp16, passes everything through)
             if s.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.params, s.grad_clip)
-            if self.scaler is not None:
-                self.scaler.step(opt)
-                self.scaler.update()
-            else:
-                opt.step()
+            self.scaler.step(opt)
+            self.scaler.update()
             opt.zero_grad(set_to_none=True)
             self.scheduler.step()
             self.step += 1
@@ -494,9 +506,7 @@ class Trainer:
         """Cancelled? Under DDP every rank gets the same answer (any rank's request stops all)."""
         flag = self.hooks.cancelled
         if self.dist.world_size > 1:
-            from codex_tasks.engine.distributed import any_rank
-
-            flag = any_rank(flag, self.device)
+                flag = any_rank(flag, self.device)
         return flag
 
     def save_checkpoint(self, metrics: dict[str, float]) -> Path | None:
@@ -506,9 +516,7 @@ class Trainer:
 
         ranks: list[Any] | None = None
         if self.dist.world_size > 1:
-            from codex_tasks.engine.distributed import gather_to_main
-
-            ranks = gather_to_main(rng_snapshot(), self.device)
+                ranks = gather_to_main(rng_snapshot(), self.device)
         if not self.is_main:
             return None
 
@@ -521,7 +529,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
             }
-            if self.scaler is not None:
+            if self.scaler.is_enabled():
                 blob["scaler"] = self.scaler.state_dict()
             if torch.cuda.is_available():
                 blob["cuda_rng"] = torch.cuda.get_rng_state_all()

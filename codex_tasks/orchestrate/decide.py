@@ -134,6 +134,10 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
     if step.manual:
         # `run --agent`: a description-only step goes to the coding agent (scratch tree, gated patch)
         module, cfg = agent, agent.config_for_agent(str(run.agent_command), unsandboxed=run.unsandboxed_agents)
+    elif step.kind == "test":
+        from codex_tasks.orchestrate.legacy_params import test_settings
+
+        cfg = test_settings(cfg, run)  # CODEX_COLLECT_COVERAGE, coverage_threshold
     elif step.kind == "agent" and run.unsandboxed_agents:
         cfg = cfg.model_copy(update={"sandbox_required": False})
     decision = Decision("run", _not_cacheable(step, module), module=module, config=cfg, context=ctx)

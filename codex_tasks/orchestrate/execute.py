@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed, with_hint
+from codex_tasks.orchestrate.atomic import is_atomic_task, run_atomic_task
 from codex_tasks.orchestrate.decide import decide
 from codex_tasks.orchestrate.plan import Plan, PlannedStep
 from codex_tasks.runs.cache import CacheIndex, link_tree
@@ -46,6 +47,8 @@ class RunContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cache: CacheIndex | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
+    flags: set[str] = field(default_factory=set)  # metadata.honor_env_flags set in the environment
+    refuse_gpu: bool = False  # CODEX_ABORT_ON_GPU_PULL (metadata.honor_env_flags): a step asking for a GPU fails
     sinks: list[Any] = field(default_factory=list)  # bindings.Binding of run-level sinks created so far
 
     def __getstate__(self) -> dict[str, Any]:
@@ -198,6 +201,13 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
                    description=step.description, attempt=attempt)
     ctx.log(f"# {now_iso(start)} step {step.id} ({step.kind}), attempt {attempt}", event=False)
     try:
+        if run.refuse_gpu:
+            from codex_tasks.orchestrate.legacy_params import gpu_request
+
+            asked = gpu_request(step)
+            if asked:
+                raise StepFailed(f"refused: the step asks for a GPU ({asked}) and CODEX_ABORT_ON_GPU_PULL is set",
+                                 hint="use device: cpu, or unset CODEX_ABORT_ON_GPU_PULL")
         if run.dry_run and (step.bindings or not getattr(module, "SUPPORTS_DRY_RUN", False)):
             result = _dry_run(step, ctx)
         elif step.bindings:
@@ -205,6 +215,8 @@ def execute_step(step: PlannedStep, run: RunContext, *, attempt: int = 1, final_
 
             result = run_bound_step(step, run, ctx)
             check_declared_outputs(ctx, result)
+        elif step.kind == "manual" and not run.dry_run and is_atomic_task(step, run):
+            result = run_atomic_task(step, run, ctx)
         else:
             result = module.run(cfg, ctx)
             check_declared_outputs(ctx, result)

@@ -198,10 +198,38 @@ def refresh_sinks(run: RunContext) -> None:
             if b.rule.file.endswith(".md"):
                 text = error_questions(text)
             _write(dest, text)
+        elif b.kind == "change_log":
+            _write(dest, change_log(run))
         elif b.kind == "report":
             report = run.rundir.path / "report.md"
             _write(dest, report.read_text(encoding="utf-8") if report.exists() else
                    f"# {run.plan.title}\n\nRun {run.rundir.run_id} is in progress; this file is rewritten when it ends.\n")
+
+
+def change_log(run: RunContext) -> str:
+    """`timestamp | phase_id | step_id | status | details` rows, one per step that has a status."""
+    rows = ["| timestamp | phase_id | step_id | status | details |", "| --- | --- | --- | --- | --- |"]
+    for step_id, st in run.rundir.state.get("steps", {}).items():
+        if st.get("status") in (None, "running"):
+            continue
+        details = str(st.get("error") or st.get("note") or "").replace("|", "\\|").replace("\n", " ")[:200]
+        when = st.get("finished") or st.get("started") or ""
+        rows.append(f"| {when} | {st.get('phase_id', '')} | {step_id} | {st.get('status')} | {details} |")
+    return f"# Change log: {run.plan.title}\n\nRun {run.rundir.run_id}.\n\n" + "\n".join(rows) + "\n"
+
+
+def root_wrapper_sinks(run: RunContext) -> None:
+    """Runs of the `codex_task_sequence:` shape keep a change log and a questions file, as its runner did:
+    in `{logs_dir}` when the sequence has one, else in the workspace root."""
+    from codex_tasks.orchestrate.bindings import BindingRule
+
+    folder = str(run.params.get("logs_dir") or "").strip().rstrip("/")
+    for name, kind, what in (("codex_change_log.md", "change_log", "timestamp | phase_id | step_id | status | details"),
+                             ("codex_error_questions.md", "errors", "the run's error blocks")):
+        path = f"{folder}/{name}" if folder else name
+        run.sinks.append(Binding(output=path, rule=BindingRule(file=name, kind=kind, what=what, sink=True),
+                                 why="the codex_task_sequence shape keeps it"))
+    refresh_sinks(run)
 
 
 def error_questions(ndjson: str) -> str:
@@ -247,7 +275,7 @@ def run_bound_step(step: PlannedStep, run: RunContext, ctx: StepContext) -> Step
             run.sinks.extend(b for b in group if b not in run.sinks)
             refresh_sinks(run)
         else:
-            _run_kind(kind, group, ctx, load_kind)
+            _run_kind(kind, group, ctx, load_kind, run)
         notes.append(f"{kind} -> {', '.join(PurePosixPath(b.output).name for b in group)}")
     missing = [p for p in declared if not ctx.resolve(p).exists()]
     if missing:
@@ -257,7 +285,7 @@ def run_bound_step(step: PlannedStep, run: RunContext, ctx: StepContext) -> Step
                       note="bound: " + "; ".join(notes))
 
 
-def _run_kind(kind: str, group: list[Binding], ctx: StepContext, load_kind: Any) -> None:
+def _run_kind(kind: str, group: list[Binding], ctx: StepContext, load_kind: Any, run: RunContext) -> None:
     sub_ctx = dataclasses.replace(ctx, step_dir=ctx.step_dir / kind)
     sub_ctx.step_dir.mkdir(parents=True, exist_ok=True)
     module = load_kind(kind)
@@ -269,8 +297,10 @@ def _run_kind(kind: str, group: list[Binding], ctx: StepContext, load_kind: Any)
         _audit_files(sub_ctx.step_dir, ctx, group)
     elif kind == "test":
         failure: StepFailed | None = None
+        from codex_tasks.orchestrate.legacy_params import test_settings
+
         try:
-            module.run(module.With(), sub_ctx)
+            module.run(test_settings(module.With(), run), sub_ctx)
         except StepFailed as exc:  # the results are written before the step fails
             failure = exc
         src = sub_ctx.step_dir / "test_results.json"

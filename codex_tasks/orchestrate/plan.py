@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from codex_tasks.core.names import closest
-from codex_tasks.errors import SpecError, SpecErrors
+from codex_tasks.errors import RenderError, SpecError, SpecErrors
+from codex_tasks.orchestrate.bindings import apply_bindings
 from codex_tasks.render.templating import (
-    RenderError,
     evaluate,
     placeholder_form,
     render_shell_lines,
@@ -29,6 +29,7 @@ from codex_tasks.sequence.kinds import KINDS
 from codex_tasks.sequence.load import LoadedSequence
 from codex_tasks.sequence.models import Step
 from codex_tasks.sequence.origins import Origin, pydantic_errors
+from codex_tasks.sequence.yaml_loader import format_path
 from codex_tasks.steps import load_kind
 
 
@@ -116,8 +117,6 @@ class Plan:
 
 def _err(origin: Origin, exc: RenderError, *rel: str | int) -> SpecError:
     line, col = origin.at(*rel)
-    from codex_tasks.sequence.yaml_loader import format_path
-
     return SpecError(str(exc), file=origin.file, line=line, col=col, path=format_path(origin.base + rel), hint=exc.hint)
 
 
@@ -272,8 +271,6 @@ def build_plan(
     if errors:
         raise SpecErrors(errors)
     plan = Plan(title=spec.title, params=params, phases=phases, loaded=loaded)
-    from codex_tasks.orchestrate.bindings import apply_bindings
-
     apply_bindings(plan, enabled=bind)
     return plan
 

@@ -13,6 +13,7 @@ from codex_tasks.orchestrate.execute import RunContext
 from codex_tasks.orchestrate.plan import Plan
 from codex_tasks.orchestrate.prepare import prepare_run
 from codex_tasks.runs.cache import CacheIndex
+from codex_tasks.runs.report import mermaid_graph
 from codex_tasks.runs.rundir import RunDir
 
 
@@ -48,10 +49,14 @@ def predict(plan: Plan, workspace: Path) -> list[dict[str, Any]]:
 def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step: str | None,
               workspace: str | None, fmt: str, strict: bool = False, bind: bool = True) -> str:
     """The plan of `file` as text, json, mermaid or dot (`strict`: outputs nothing writes are errors)."""
+    from codex_tasks.orchestrate.legacy_params import param_aliases, related_warnings
+
     prepared = prepare_run(file, params, workspace, only=only, from_step=from_step, run_id="plan", bind=bind,
                            strict=strict)
     loaded, plan, ws = prepared.loaded, prepared.plan, prepared.workspace
-    warnings = output_warnings(plan)
+    warnings = loaded.warnings + related_warnings(loaded) + output_warnings(plan)
+    notes = [f"cli_parameters {name!r} drives {{{target}}} (one letter apart)"
+             for name, target in param_aliases(loaded).items()]
     rows = predict(plan, ws)
     if fmt == "json":
         for r in rows:
@@ -59,12 +64,10 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
         return json.dumps({"title": plan.title, "steps": rows, "warnings": warnings,
                            "series": loaded.spec.series}, indent=2)
     if fmt == "mermaid":
-        from codex_tasks.runs.report import mermaid_graph
-
         return mermaid_graph(plan, {r["id"]: r["action"] for r in rows})
     if fmt == "dot":
         return _dot(plan, rows)
-    out = [f"{plan.title}"]
+    out = [f"{plan.title}" + (f"  ({loaded.shape.replace('_', ' ')} shape)" if loaded.shape != "dialect" else "")]
     by_id = {r["id"]: r for r in rows}
     steps = plan.steps()
     # columns as wide as their longest cell, so every "(after …)" and reason starts in one column
@@ -90,6 +93,7 @@ def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step
         counts[r["action"]] = counts.get(r["action"], 0) + 1
     for s in loaded.spec.series:
         out.append("series: " + json.dumps(s, default=str))
+    out += [f"note: {n}" for n in notes]
     out += [f"warning: {w}" for w in warnings]
     out.append("would: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return "\n".join(out)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.names import closest
 from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
 from codex_tasks.orchestrate.bindings import output_errors
@@ -28,7 +29,6 @@ from codex_tasks.runs.rundir import (
     new_run_id,
     runs_root,
 )
-from codex_tasks.core.names import closest
 from codex_tasks.sequence.load import LoadedSequence, load_sequence
 from codex_tasks.steps import agent
 
@@ -74,16 +74,23 @@ def prepare_run(
         errors = check_placeholders(loaded, declared_names(loaded.spec))
         if errors:
             raise SpecErrors(errors)
-    ws = Path(workspace or os.getcwd()).resolve()
+    cli = parse_cli_params(params or [])
+    from codex_tasks.orchestrate.legacy_params import apply_aliases, root_workspace
+
+    ws = Path(workspace or root_workspace(loaded, cli) or os.getcwd()).resolve()  # legacy `root` is the workspace
     if not ws.is_dir():
         raise UsageError(f"--workspace {ws}: not a folder")
-    cli = parse_cli_params(params or [])
     previous = find_resumable(ws, path, resume) if resume else None
+    if previous is not None and only is None and from_step is None:
+        # a resumed --only / --from run resumes that selection, unless the resume names its own
+        before = previous.state.get("options") or {}
+        only, from_step = before.get("only"), before.get("from")
     # a secret was stored as its hash only: the resume must be given it again (exit 2 naming it)
     stored = restore_stored(previous.state.get("params", {}), cli) if previous is not None else None
     rid = previous.run_id if previous is not None else (run_id or new_run_id())
     builtins = {"run_id": rid, "run_dir": str(runs_root(ws) / rid), "workspace": str(ws), "timestamp": now_iso()}
     values = resolve_params(loaded.spec, cli, builtins, environ, stored=stored)
+    apply_aliases(loaded, values, cli)  # `log_dir` drives `{logs_dir}`
     plan = build_plan(loaded, values, only=only, from_step=from_step, bind=bind)
     if strict and output_errors(plan):
         raise SpecErrors(output_errors(plan))

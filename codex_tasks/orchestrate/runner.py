@@ -22,12 +22,15 @@ from codex_tasks.core import redact as redaction
 from codex_tasks.core.files import write_json_atomic, write_text_atomic
 from codex_tasks.core.names import slug
 from codex_tasks.errors import CodexTasksError, WorkspaceUnwritable
+from codex_tasks.orchestrate.bindings import output_warnings
 from codex_tasks.orchestrate.execute import RunContext, execute_step
 from codex_tasks.orchestrate.options import RunOptions
+from codex_tasks.orchestrate.planview import predict
 from codex_tasks.orchestrate.prepare import PreparedRun, prepare_options
 from codex_tasks.render.params import hidden_params, param_env, secret_marker, secret_values
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.events import now_iso
+from codex_tasks.runs.report import write_report, write_summary
 from codex_tasks.runs.rundir import CODEX_DIR, RunDir, codex_dir
 
 
@@ -128,11 +131,14 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         rd.events.listeners.append(opts.on_event)
     if opts.on_started:
         opts.on_started(rd)
-    from codex_tasks.orchestrate.bindings import output_warnings
+    from codex_tasks.orchestrate.legacy_params import related_warnings
 
-    for warning in output_warnings(plan):
+    for warning in loaded.warnings + related_warnings(loaded) + output_warnings(plan):
         rd.events.emit("log", line=f"warning: {warning}")
 
+    from codex_tasks.orchestrate.legacy_params import honored_flags
+
+    flags = honored_flags(spec.metadata, dict(os.environ))  # metadata.honor_env_flags that are set
     run = RunContext(
         plan=plan,
         rundir=rd,
@@ -140,7 +146,10 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         params=values,
         env={**param_env(spec, values), "PATH": path_with_interpreter(),
              "CODEX_RUN_ID": rd.run_id, "CODEX_RUN_DIR": str(rd.path),
-             "CODEX_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1"},
+             "CODEX_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1",
+             **({"CUDA_VISIBLE_DEVICES": ""} if "CODEX_FORCE_CPU" in flags else {})},
+        refuse_gpu="CODEX_ABORT_ON_GPU_PULL" in flags,
+        flags=flags,
         dry_run=dry_run,
         strict=opts.strict,
         force=opts.force,
@@ -153,6 +162,10 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         cache=CacheIndex(workspace),
         cancel_event=opts.cancel_event or threading.Event(),
     )
+    if loaded.shape == "root_wrapper" and not dry_run:
+        from codex_tasks.orchestrate.layouts import root_wrapper_sinks
+
+        root_wrapper_sinks(run)
     if previous is not None:
         rd.events.emit("run.resumed", attempt=attempt, title=spec.title)
     else:
@@ -232,8 +245,6 @@ def _nothing_to_execute(run: RunContext, opts: RunOptions) -> bool:
     no Prefect flow engine at all (see prefect_rest)."""
     if run.resuming or run.force is not None or opts.runner != "local" or run.agent_command or run.repair_agent:
         return False
-    from codex_tasks.orchestrate.planview import predict
-
     try:
         rows = predict(run.plan, run.workspace)
     except OSError:
@@ -312,8 +323,6 @@ def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -
 
 
 def _close_run(run: RunContext, status: str, start: float) -> None:
-    from codex_tasks.runs.report import write_report, write_summary
-
     rd = run.rundir
     # steps never reached (a crash or an interrupt) are recorded as not run
     for step in run.plan.steps():

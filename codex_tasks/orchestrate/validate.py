@@ -22,7 +22,9 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
     except CodexTasksError as exc:
         return [SpecError(exc.message, file=file, hint=exc.hint)], ""
     if warnings is not None:
-        warnings.extend(output_warnings(prepared.plan))
+        from codex_tasks.orchestrate.legacy_params import related_warnings
+
+        warnings.extend(prepared.loaded.warnings + related_warnings(prepared.loaded) + output_warnings(prepared.plan))
     spec = prepared.loaded.spec
     n_steps = sum(len(p.steps) for p in spec.phases)
     return [], f"{len(spec.phases)} phases, {n_steps} steps"

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from codex_tasks.core.names import closest
-from codex_tasks.errors import ExceptionMap, RenderError, map_exceptions
+from codex_tasks.errors import ExceptionMap, map_exceptions
+from codex_tasks.errors import RenderError as RenderError  # re-exported: callers catch it from here
 from codex_tasks.render.shellquote import ASSERTION_CLOSE, ASSERTION_OPEN, ShellLexer
 from codex_tasks.sequence.values import format_value
 

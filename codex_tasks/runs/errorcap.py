@@ -101,24 +101,77 @@ def read_error_file(path: Path) -> list[dict[str, Any]]:
             if isinstance(obj, dict):
                 records.append(obj)
         return records
-    starts = [m.start() for m in re.finditer(r"^Question for ", text, re.M)]
-    for i, start in enumerate(starts):
-        block = text[start: starts[i + 1] if i + 1 < len(starts) else len(text)].strip()
-        header, _, body = block.partition("\n")
-        ts = header.removeprefix("Question for ").rstrip(":")
-        ts = ts.split(" ", 1)[1] if " " in ts else ts
-        rec: dict[str, Any] = {"timestamp": ts, "rendered": block, "step_id": "", "description": "",
-                               "error_message": "", "context": ""}
+    return [redact_obj(rec) for rec in read_legacy_blocks(text)]
+
+
+_HEADER = re.compile(r"^Question (?:for|from) (?P<who>.*?)\s*(?P<ts>\d{4}-\d{2}-\d{2}[T ][0-9:.]+(?:Z|[+-]\d\d:?\d\d)?(?: ?UTC)?)?\s*:\s*$")
+_ANSWER = re.compile(r"^\*\*Answer\*\*:?\s*(?P<rest>.*)$")
+
+
+def parse_timestamp(text: str) -> str | None:
+    """An ISO-8601 timestamp (`Z`, `UTC`, offsets, a space for the `T`) normalised; None when unreadable."""
+    from datetime import datetime
+
+    t = text.strip().replace(" UTC", "+00:00").replace("UTC", "+00:00")
+    if t.endswith("Z"):
+        t = t[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(t).isoformat()
+    except ValueError:
+        return None
+
+
+def read_legacy_blocks(text: str) -> list[dict[str, Any]]:
+    """Stacked error blocks, plain or as Markdown blockquotes (`> Question from ChatGPT @codex TS:`),
+    each with its parsed timestamp; `**Answer**` paragraphs after a block are kept apart as `answer`."""
+    records: list[dict[str, Any]] = []
+    rec: dict[str, Any] | None = None
+    question: list[str] = []
+    answer: list[str] | None = None
+
+    def close() -> None:
+        if rec is None:
+            return
+        block = "\n".join(question).strip()
+        rec["rendered"] = block
+        body = block.partition("\n")[2]
         m = _PERFORMING.search(body)
         if m:
             rec["step_id"] = m.group("id").strip()
             rec["description"] = m.group("desc").strip()
-            rest = m.group("rest")
-            msg, _, ctx = rest.partition("Context:")
+            msg, _, ctx = m.group("rest").partition("Context:")
             rec["error_message"] = msg.strip()
             rec["context"] = ctx.split("What are the possible causes", 1)[0].strip().rstrip(".")
-        records.append(redact_obj(rec))
+        if answer is not None:
+            rec["answer"] = "\n".join(answer).strip()
+        records.append(rec)
+
+    for raw in text.splitlines():
+        quoted = raw.lstrip().startswith(">")
+        line = re.sub(r"^\s*>\s?", "", raw) if quoted else raw
+        head = _HEADER.match(line.strip())
+        if head:
+            close()
+            ts = head.group("ts") or ""
+            rec = {"timestamp": parse_timestamp(ts) or ts.strip(), "timestamp_raw": ts.strip(),
+                   "asker": head.group("who").strip(), "step_id": "", "description": "",
+                   "error_message": "", "context": ""}
+            question, answer = [line.strip()], None
+            continue
+        if rec is None:
+            continue
+        ans = _ANSWER.match(line.strip())
+        if ans and not quoted:
+            answer = [ans.group("rest")] if ans.group("rest") else []
+        elif answer is not None:
+            answer.append(raw)
+        elif quoted or line.strip():
+            question.append(line)
+        else:
+            question.append("")
+    close()
     return records
 
 
-__all__ = ["append_error", "build_error_record", "default_template", "read_error_file", "redact"]
+__all__ = ["append_error", "build_error_record", "default_template", "parse_timestamp", "read_error_file",
+           "read_legacy_blocks", "redact"]

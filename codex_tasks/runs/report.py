@@ -146,6 +146,12 @@ def write_report(rd: RunDir, plan: Plan | None, summary: dict[str, Any]) -> None
     if plan is not None:
         statuses = {r["id"]: r["status"] for r in summary["steps"]}
         md += ["## Graph", "", "```mermaid", mermaid_graph(plan, statuses), "```", ""]
+        series = plan.loaded.spec.series
+        if series:  # the legacy `series` (patch series): shown, not acted on
+            md += ["## Series", ""] + [f"- `{json.dumps(x, default=str)}`" for x in series] + [""]
+        manual = [r["id"] for r in summary["steps"] if r["status"] == "manual"]
+        if manual:
+            md += ["## Left to a person or an agent", "", *[f"- `{m}`" for m in manual], ""]
         conds = [(s.id, s.conditions, s.policy) for s in plan.steps() if s.conditions or s.policy]
         if conds:
             md += ["## Conditions and policies (shown, not enforced)", ""]

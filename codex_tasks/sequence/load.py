@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from codex_tasks.errors import SpecError, SpecErrors
 from codex_tasks.sequence.checks import check_references
 from codex_tasks.sequence.models import Phase, Sequence
-from codex_tasks.sequence.origins import LoadedSequence, Origin, pydantic_errors
+from codex_tasks.sequence.origins import LoadedSequence, Origin, locate, pydantic_errors
 from codex_tasks.sequence.yaml_loader import Positions, load_yaml_with_positions
 
 __all__ = ["LoadedSequence", "Origin", "check_references", "load_sequence", "pydantic_errors", "read_sequence_file"]
@@ -49,13 +49,21 @@ def load_sequence(file: str | Path, *, _seen: tuple[Path, ...] = ()) -> LoadedSe
     """Load, validate and check references; raise `SpecErrors` listing every problem found."""
     path = Path(file)
     text, data, pos = read_sequence_file(path)
+    from codex_tasks.sequence.shapes import convert
+
+    original = pos
+    converted = convert(data, pos)
+    data, pos = converted.data, converted.positions
     origin = Origin(str(file), pos, ())
     try:
         spec = Sequence.model_validate(data)
     except ValidationError as exc:
         raise SpecErrors(pydantic_errors(exc, Sequence, origin, data)) from None
 
-    loaded = LoadedSequence(spec=spec, file=path, text=text, origin=origin)
+    loaded = LoadedSequence(spec=spec, file=path, text=text, origin=origin, shape=converted.shape)
+    for where, message in converted.warnings:
+        line, col = locate(original, where, key=True)
+        loaded.warnings.append(f"{file}:{line}:{col}: {message}")
     errors: list[SpecError] = []
     for pi, phase in enumerate(spec.phases):
         loaded.phase_origins.setdefault(phase.key, Origin(str(file), pos, ("phases", pi)))

@@ -46,6 +46,8 @@ class LoadedSequence:
     origin: Origin
     step_origins: dict[str, Origin] = field(default_factory=dict)
     phase_origins: dict[str, Origin] = field(default_factory=dict)
+    shape: str = "dialect"  # or a legacy front-end's shape: root_wrapper, atomic_patch, roadmap
+    warnings: list[str] = field(default_factory=list)  # FILE:LINE:COL: keys kept but not used, ...
 
     def step(self, step_id: str) -> Step:
         for _, s in self.spec.steps():

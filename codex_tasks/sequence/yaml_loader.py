@@ -180,6 +180,13 @@ def _fmt(path: Path_) -> str:
 format_path = _fmt
 
 
+def _ended_by_inner_quote(text: str, index: int) -> bool:
+    """The parser stopped right after a `"` that closed a double-quoted string too early."""
+    line_start = text.rfind("\n", 0, index) + 1
+    before = text[line_start:index].rstrip()
+    return before.endswith('"') and before.count('"') >= 2 and index < len(text) and text[index] not in ",]}#\n"
+
+
 def load_yaml_with_positions(text: str, file: str = "<string>") -> tuple[Any, Positions]:
     """Parse one YAML document; return (data, positions). Raises `SpecError` on bad YAML."""
     try:
@@ -200,6 +207,9 @@ def load_yaml_with_positions(text: str, file: str = "<string>") -> tuple[Any, Po
         if exc.context:
             problem = f"{problem} ({exc.context})"
         hint = "check indentation and quoting; a value containing ': ' or starting with '{' or '*' needs quotes"
+        if mark is not None and _ended_by_inner_quote(text, mark.index):
+            hint = ('a double quote inside a double-quoted string ends it early: escape it as \\" '
+                    "or wrap the whole value in single quotes")
         raise SpecError(f"invalid YAML: {problem}", file=file, line=line, col=col, hint=hint) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", file=file) from None

@@ -69,6 +69,7 @@ class CodexOptions:
     local_provider: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     network: bool = False
+    add_dirs: tuple[Path, ...] = ()  # more writable folders (Codex keeps `.codex/` read-only otherwise)
 
 
 def codex_argv(opts: CodexOptions, workdir: Path, last_message: Path | None) -> list[str]:
@@ -88,6 +89,8 @@ def codex_argv(opts: CodexOptions, workdir: Path, last_message: Path | None) -> 
         config.setdefault("sandbox_workspace_write.network_access", opts.network)
     for key, value in config.items():
         argv += ["-c", f"{key}={toml_value(value)}"]
+    for extra in opts.add_dirs:
+        argv += ["--add-dir", str(extra)]
     if last_message is not None:
         argv += ["-o", str(last_message)]
     argv.append("-")

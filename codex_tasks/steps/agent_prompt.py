@@ -129,6 +129,8 @@ def render_prompt(ctx: StepContext, task: str, inputs: PromptInputs, template: s
         "errors": last_error_blocks(ctx.run_dir),
         "partial_diff": inputs.partial_diff[-6000:],
         "repair": inputs.repair,
+        # every parameter reaches the agent too, as the CODEX_PARAM_<NAME> its commands also see
+        "parameters": {k: v for k, v in sorted(ctx.env.items()) if k.startswith("CODEX_PARAM_")},
     }
     try:
         text = env.from_string(load_template(template, ctx)).render(**fields)

@@ -54,8 +54,15 @@ def run_codex_agent(cfg: With, ctx: StepContext, scratch: Path, prompt: str, env
     from codex_tasks.steps.agent_codex import CodexOptions, codex_argv, resolve_codex_bin, run_codex
     from codex_tasks.steps.agent_sandbox import end, spawn_pid
 
+    # Codex's sandbox keeps a `.codex/` folder read-only; a declared output there (e.g. the legacy
+    # `.codex/logs`) needs it writable in the scratch copy. The guardrails still refuse the rest.
+    add_dirs: tuple[Path, ...] = ()
+    if any(p.split("/", 1)[0] == ".codex" for p in declared):
+        (scratch / ".codex").mkdir(exist_ok=True)
+        add_dirs = (scratch / ".codex",)
     opts = CodexOptions(bin=resolve_codex_bin(cfg.bin), sandbox=cfg.sandbox, model=cfg.model, profile=cfg.profile,
-                        oss=cfg.oss, local_provider=cfg.local_provider, config=cfg.config, network=cfg.network)
+                        oss=cfg.oss, local_provider=cfg.local_provider, config=cfg.config, network=cfg.network,
+                        add_dirs=add_dirs)
     last = ctx.step_dir / "agent_last_message.md"
     last.unlink(missing_ok=True)
     argv = codex_argv(opts, scratch, last)

@@ -32,6 +32,9 @@ class With(WithModel):
     allow_failures: bool = Field(default=False, description="Record failing tests without failing the step.")
     cwd: str = Field(default=".", description="Folder to run pytest in, relative to the workspace.")
     python: str | None = Field(default=None, description="Python interpreter to run pytest with (default: the one running codex-tasks).")
+    coverage: bool = Field(default=False, description="Collect line coverage with pytest-cov (`coverage` percent in test_results.json).")
+    coverage_threshold: float | None = Field(
+        default=None, ge=0, le=100, description="With `coverage`: fail the step when total coverage is below this percent.")
 
 
 def parse_junit(path: Path) -> dict[str, Any]:
@@ -106,13 +109,32 @@ def run_pytest(
     return results
 
 
+def _coverage_percent(path: Path) -> float | None:
+    """Total line coverage (percent, 2 decimals) from pytest-cov's JSON report."""
+    try:
+        return round(float(json.loads(path.read_text())["totals"]["percent_covered"]), 2)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run(cfg: With, ctx: StepContext) -> StepResult:
     cwd = ctx.resolve(cfg.cwd)
     if not cwd.is_dir():
         raise StepFailed(f"test folder does not exist: {cwd}")
     ctx.progress(0, None, "tests")
-    res = run_pytest(cwd, ctx.step_dir, cfg.paths, cfg.args, python=cfg.python, timeout=ctx.timeout,
+    args = list(cfg.args)
+    cov_json = ctx.step_dir / "coverage.json"
+    if cfg.coverage:
+        import importlib.util
+
+        if importlib.util.find_spec("pytest_cov") is None:
+            raise StepFailed("coverage was asked for but pytest-cov is not installed", hint="pip install pytest-cov")
+        cov_json.unlink(missing_ok=True)
+        args += ["-p", "pytest_cov", "--cov=.", f"--cov-report=json:{cov_json}", "--cov-report="]
+    res = run_pytest(cwd, ctx.step_dir, cfg.paths, args, python=cfg.python, timeout=ctx.timeout,
                      env=ctx.env, log=ctx.log, cancel=lambda: ctx.cancelled)
+    if cfg.coverage:
+        res["coverage"] = _coverage_percent(cov_json)
     tail = res.pop("log_tail")
     out = ctx.step_dir / "test_results.json"
     out.write_text(json.dumps(res, indent=2) + "\n")
@@ -126,4 +148,9 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     if (bad or res["exit_code"] not in (0, 5)) and not cfg.allow_failures:
         first = res["failing"][0]["id"] if res["failing"] else f"exit code {res['exit_code']}"
         raise StepFailed(f"{bad} test(s) failed; first: {first}", context=tail[-2000:])
+    if cfg.coverage and cfg.coverage_threshold is not None:
+        got = res.get("coverage")
+        if got is None or got < cfg.coverage_threshold:
+            raise StepFailed(f"coverage {got if got is not None else 'unknown'}% is under the threshold of "
+                             f"{cfg.coverage_threshold}%", hint="add tests, or lower coverage_threshold")
     return StepResult(outputs=[o for o in outputs if Path(o).exists()], summary=summary, note=note)

@@ -15,6 +15,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
+from codex_tasks.errors import CodexTasksError
+from codex_tasks.runs.cancel import cancel_run
 from codex_tasks.runs.rundir import RESUMABLE
 from codex_tasks.tui.controller import Launcher, RunController
 from codex_tasks.tui.model import Changes, ProgressView, RunModel
@@ -412,9 +414,6 @@ class RunApp(App[str | None]):
     @work(thread=True, exclusive=True, group="cancel")
     def _cancel_elsewhere(self, path: Path) -> None:
         """As `codex-tasks cancel RUN`: SIGUSR1 to the run's process; the run saves its state."""
-        from codex_tasks.errors import CodexTasksError
-        from codex_tasks.runs.cancel import cancel_run
-
         workspace = Path(self.folder.state().get("workspace") or Path.cwd()) if self.folder else Path.cwd()
         try:
             message = cancel_run(workspace, str(path), wait=0)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codex_tasks.errors import UsageError
-from codex_tasks.tui.controller import Launcher
+from codex_tasks.runs.rundir import find_run
+from codex_tasks.tui.controller import Launcher, RunController
 
 if TYPE_CHECKING:
     from codex_tasks.tui.app import RunApp
@@ -34,8 +35,6 @@ def main(target: str | None, run_args: list[str] | None, workspace: str | None, 
     if run_args:
         raise UsageError(f"run options ({' '.join(run_args)}) apply only to a sequence FILE",
                          hint="codex-tasks tui FILE [options] starts a run; codex-tasks tui RUN watches one")
-    from codex_tasks.runs.rundir import find_run
-
     ws = Path(workspace or os.getcwd()).resolve()
     rd = find_run(ws, target)
     return watch(rd.path, launcher)
@@ -60,8 +59,6 @@ def run_with_tui(opts: Any, launcher: Launcher) -> int:
 
     resource_tracker.ensure_running()
     from codex_tasks.tui.app import RunApp
-    from codex_tasks.tui.controller import RunController
-
     launcher.check(opts)  # bad input (file, parameter, option) fails here, before the screen opens
     controller = RunController(opts, launcher)
     controller.start()

@@ -93,7 +93,7 @@ def test_ddp_matches_single_process_per_step(single, ddp):
 
 SLOW_WORKER = """
 import sys, time
-from codex_tasks.engine.distributed import WorkerHooks, worker_main
+from codex_tasks.engine.rank_worker import WorkerHooks, worker_main
 
 class Slow(WorkerHooks):
     def progress(self, done, total, unit, **extra):

@@ -129,3 +129,14 @@ def test_plan_shows_each_binding(tmp_path):
     data = json.loads(show_plan(str(f), [], only=None, from_step=None, workspace=str(tmp_path), fmt="json"))
     row = next(r for r in data["steps"] if r["id"] == "1.2")
     assert row["action"] == "run" and [b["kind"] for b in row["bindings"]] == ["audit", "archive"]
+
+
+def test_docs_and_cli_show_the_whole_table(capsys):
+    from codex_tasks.cli import main
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "legacy.md").read_text()
+    assert main(["steps", "--bindings", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["file"] for r in rows] == list(binding_rules())
+    for r in rows:
+        assert f"| `{r['file']}` | {r['kind']}" in docs, r["file"]

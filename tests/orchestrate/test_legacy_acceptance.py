@@ -121,3 +121,47 @@ def test_v1_0_runs_leaves_exactly_the_manual_steps(tmp_path):
     strict = run_cli("run", "v1_0.yaml", "--strict", cwd=ws)
     assert strict.returncode == 1
     assert "P1.3" in strict.stdout and "manual step under --strict" in strict.stdout
+
+
+@pytest.mark.slow
+def test_v1_1_with_the_scripted_model_server_every_output_exists_and_strict_passes(tmp_path, codex_env, model_server):
+    """With an agent (the real `codex` against the scripted model server), the steps nothing binds are
+    carried out too: no manual step is left, so `--strict` exits 0."""
+    from fixtures.model_server import message
+
+    ws = fresh_repo(tmp_path, "v1_1.yaml")
+    # one turn per description-only step nothing binds (2.2, then 4.5): each answers and changes nothing
+    model_server.add_turns([message("Reviewed: nothing to prune, rationale recorded in the step log.")],
+                           [message("Walked through the deferred modules; nothing to change.")])
+    proc = run_cli("run", "v1_1.yaml", "--strict", "--agent", "codex", cwd=ws, env=codex_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path in V1_1_OUTPUTS:
+        check_output(ws, path)
+    summary = json.loads(next((ws / ".codex" / "runs").iterdir()).joinpath("summary.json").read_text())
+    assert {s["status"] for s in summary["steps"]} == {"succeeded"}
+    assert "need a person" not in proc.stdout
+    assert "Mark items for pruning" in model_server.all_text()
+
+
+def test_dry_run_prints_rendered_commands_and_is_marked(tmp_path):
+    ws = fresh_repo(tmp_path, "v1_1.yaml")
+    proc = run_cli("run", "v1_1.yaml", "--dry-run", cwd=ws, check=0)
+    assert "[dry-run] actions: mkdir -p artifacts/codex_ready" in proc.stdout
+    assert "[dry-run] would run audit -> artifacts/codex_ready/stub_scan.json (declares stub_scan.json)" in proc.stdout
+    assert " (dry run) succeeded" in proc.stdout
+    assert not (ws / "artifacts").exists()  # nothing written outside the run folder
+    runs = run_cli("runs", cwd=ws, check=0)
+    assert "(dry run)" in runs.stdout
+
+
+def test_undeclared_output_warns_and_strict_refuses(tmp_path):
+    ws = fresh_repo(tmp_path, "v1_1.yaml")
+    text = (ws / "v1_1.yaml").read_text().replace(
+        '          - path: "{artifacts}/git_commit.txt"\n',
+        '          - path: "{artifacts}/git_commit.txt"\n          - path: "{artifacts}/notes.txt"\n')
+    (ws / "v1_1.yaml").write_text(text)
+    proc = run_cli("validate", "v1_1.yaml", cwd=ws, check=0)
+    assert "warning: 1.1 declares artifacts/codex_ready/notes.txt; nothing writes it" in proc.stderr
+    strict = run_cli("validate", "v1_1.yaml", "--strict", cwd=ws, check=2)
+    assert "v1_1.yaml:22:" in strict.stderr and "nothing writes it" in strict.stderr
+    run_cli("run", "v1_1.yaml", "--strict", cwd=ws, check=2)

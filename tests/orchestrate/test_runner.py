@@ -246,13 +246,20 @@ def test_on_error_continue_and_retries(tmp_path: Path, prefect_url: str) -> None
 
 
 def test_timeout_kills_the_step(tmp_path: Path, prefect_url: str) -> None:
-    seq = "title: t\nphases:\n  - id: a\n    steps:\n      - id: slow\n        timeout: 1\n        commands: ['sleep 30']\n"
+    # Without the kill, `sleep 600` outlives run_cli's own 300 s limit and the test fails there.
+    seq = ("title: t\nphases:\n  - id: a\n    steps:\n      - id: slow\n        timeout: 1\n"
+           "        commands: ['sleep 600 & wait; touch finished']\n")
     (tmp_path / "s.yaml").write_text(seq)
-    t0 = time.monotonic()
     run_cli("run", "s.yaml", cwd=tmp_path, check=1)
-    assert time.monotonic() - t0 < 25
     _, summary = _summary(tmp_path)
     assert "timed out" in summary["steps"][0]["error"]
+    assert not (tmp_path / "finished").exists()
+    from codex_tasks.core.process import processes_with_env
+
+    # every process of the step carries the run id in its environment (the pid in sleeper.pid is
+    # the one inside the step's PID namespace, so /proc is searched by environment instead)
+    state = json.loads(next((tmp_path / ".codex" / "runs").glob("*/state.json")).read_text())
+    assert not processes_with_env("CODEX_RUN_ID", state["run_id"]), "the step's child outlived its timeout"
 
 
 @pytest.mark.parametrize("args", [["--max-parallel", "0"], ["--runner", "bogus"]])

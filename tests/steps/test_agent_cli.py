@@ -8,8 +8,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from fixtures.model_server import exec_command, http_error, message
+
+from tests.conftest import run_cli
 
 SEQ = textwrap.dedent("""\
     version: "1.0"
@@ -65,6 +66,9 @@ def test_run_agent_codex_writes_the_declared_output(repo, codex_env, model_serve
     assert step["agent_usage"]["input_tokens"] > 0 and step["agent_usage"]["output_tokens"] > 0
     assert summary["agent_usage"] == step["agent_usage"]
     assert "## Agent tokens" in (rd / "report.md").read_text()
+    from codex_tasks.core.process import processes_with_env
+
+    assert processes_with_env("CODEX_RUN_ID", rd.name) == []  # nothing of the step is left running
     request = model_server.all_text()
     assert "logs/notes.md" in request and "{logs_dir}" not in request
     assert "offline" in request.lower() and ".github/workflows" in request
@@ -223,3 +227,21 @@ def test_kill_mid_agent_then_resume(repo, codex_env, model_server, prefect_url):
     proc2 = run_cli("run", "seq.yaml", "--agent", "codex", "--resume", cwd=repo, env=codex_env, check=0)
     assert len(model_server.requests) == seen + 2, proc2.stdout
     assert (repo / "logs" / "notes.md").read_text() == "edited since\n"
+
+
+def test_builtin_agent_remediate_fixes_a_finding(repo, codex_env, model_server, prefect_url):
+    (repo / "calc.py").write_text("def add(a, b):\n    raise NotImplementedError  # TODO: implement add\n")
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_calc.py").write_text(
+        "import sys, pathlib\nsys.path.insert(0, str(pathlib.Path(__file__).parent.parent))\n"
+        "from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n")
+    fix = ("printf 'def add(a, b):\\n    return a + b\\n' > calc.py && mkdir -p .codex/agent_remediate && "
+           "echo '- calc.py:2 add implemented' > .codex/agent_remediate/summary.md")
+    model_server.add_turns([exec_command(fix)], [message("Implemented add.")])
+    proc = run_cli("run", "builtin:agent_remediate", cwd=repo, env={**codex_env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+                   check=0)
+    assert "return a + b" in (repo / "calc.py").read_text()
+    assert (repo / ".codex" / "agent_remediate" / "summary.md").is_file()
+    statuses = {s["id"]: s["status"] for s in json.loads((run_dir(repo) / "summary.json").read_text())["steps"]}
+    assert statuses == {"audit": "succeeded", "fix": "succeeded", "tests": "succeeded", "changelog": "succeeded"}, proc.stdout
+    assert "NotImplementedError" in model_server.all_text()  # the audit finding reached the prompt

@@ -24,15 +24,37 @@ from codex_tasks.orchestrate.prefect.rest import flow_run_name
 STATE_NAMES = {"cached": "Cached", "manual": "Manual", "skipped": "Skipped"}
 
 
-def make_step_task(step: PlannedStep, run: RunContext) -> Any:
-    """The Prefect task for one step."""
+class StepTasks:
+    """The Prefect tasks that run steps: one per retry setting, shared by the steps that have it.
+
+    A task run per step, named by the step id (`task_run_name` is formatted from the call's
+    `step_id` parameter). Building a Prefect `Task` hashes its function and reads its source
+    (~1.3 ms); a 100-step run built one per step, so steps now share them, as a hand-written flow
+    calls one task many times."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+        self._tasks: dict[tuple[int, float], Any] = {}
+
+    def for_step(self, step: PlannedStep) -> Any:
+        key = (step.retries, step.retry_delay)
+        if key not in self._tasks:
+            self._tasks[key] = make_step_task(self.run, retries=step.retries, retry_delay=step.retry_delay)
+        return self._tasks[key]
+
+
+def make_step_task(run: RunContext, *, retries: int = 0, retry_delay: float = 0.0) -> Any:
+    """A Prefect task that runs the step named by its `step_id` argument."""
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
-    def body() -> Any:
+    steps = {s.id: s for s in run.plan.steps()}
+
+    def codex_step(step_id: str) -> Any:
         from prefect.runtime import task_run
         from prefect.states import Completed
 
+        step = steps[step_id]
         attempt = int(task_run.run_count or 1)
         final = attempt > step.retries
         outcome = execute_step(step, run, attempt=attempt, final_attempt=final)
@@ -44,14 +66,14 @@ def make_step_task(step: PlannedStep, run: RunContext) -> Any:
         return outcome.status
 
     return task(
-        name=step.id,
-        task_run_name=step.id,
-        retries=step.retries,
-        retry_delay_seconds=step.retry_delay,
+        name="codex-step",
+        task_run_name="{step_id}",
+        retries=retries,
+        retry_delay_seconds=retry_delay,
         cache_policy=NO_CACHE,
         persist_result=False,
         log_prints=False,
-    )(body)
+    )(codex_step)
 
 
 class PhaseScheduler:
@@ -59,9 +81,11 @@ class PhaseScheduler:
 
     def __init__(self, run: RunContext, max_parallel: int, stop_flag: dict[str, Any]) -> None:
         self.run = run
+        self.tasks = StepTasks(run)
         self.max_parallel = max(1, max_parallel)
         self.stop = stop_flag
         self._signal = threading.Event()
+        self.blocked: set[str] = set()  # skipped steps that stand between a failure and its dependents
 
     def status(self, step_id: str) -> str | None:
         return self.run.rundir.step_state(step_id).get("status")
@@ -73,13 +97,25 @@ class PhaseScheduler:
             if self.run.cancel_event.is_set() or self.stop.get("stopped"):
                 for step in pending:
                     why = "run interrupted" if self.run.cancel_event.is_set() else f"an earlier step failed ({self.stop['by']})"
-                    record_not_run(step, self.run, why)
+                    if step.skip:
+                        execute_step(step, self.run)
+                    else:
+                        record_not_run(step, self.run, why)
                 pending = []
             ready: list[PlannedStep] = []
             for step in list(pending):
                 states = {n: self.status(n) for n in step.needs}
-                if any(s in ("failed", "not_run") for s in states.values()):
-                    bad = next(n for n, s in states.items() if s in ("failed", "not_run"))
+                if step.skip:
+                    # not selected (--only, --from, when): skipped, whatever failed before it; in its
+                    # turn, so the steps after it still wait for the ones before it
+                    if all(st not in (None, "running") for st in states.values()):
+                        pending.remove(step)
+                        execute_step(step, self.run)
+                        if any(st in ("failed", "not_run") or n in self.blocked for n, st in states.items()):
+                            self.blocked.add(step.id)  # what waits on it waits on what failed before it
+                    continue
+                if any(s in ("failed", "not_run") or n in self.blocked for n, s in states.items()):
+                    bad = next(n for n, s in states.items() if s in ("failed", "not_run") or n in self.blocked)
                     record_not_run(step, self.run, f"depends on {bad}, which did not succeed")
                     pending.remove(step)
                     continue
@@ -119,13 +155,11 @@ class PhaseScheduler:
             self.stop.update(stopped=True, by=step.id)
 
     def _call_direct(self, step: PlannedStep) -> None:
-        task = make_step_task(step, self.run)
-        state = task(return_state=True)
+        state = self.tasks.for_step(step)(step.id, return_state=True)
         self._check(step, state)
 
     def _submit(self, step: PlannedStep) -> Any:
-        task = make_step_task(step, self.run)
-        fut = task.submit()
+        fut = self.tasks.for_step(step).submit(step.id)
         wrapped = getattr(fut, "wrapped_future", None)
         if wrapped is not None and hasattr(wrapped, "add_done_callback"):
             wrapped.add_done_callback(lambda _f: self._signal.set())
@@ -153,6 +187,12 @@ class PhaseScheduler:
             return
         if status == "failed" and step.on_error == "stop" and not self.stop.get("stopped"):
             self.stop.update(stopped=True, by=step.id)
+        elif status == "failed" and not self.stop.get("stopped"):
+            from codex_tasks.orchestrate.legacy_params import max_errors_reached
+
+            limit = max_errors_reached(dict(self.run.params), self.run.rundir.path / "error_captures.ndjson")
+            if limit is not None:  # the legacy `max_errors`: stop after that many error blocks
+                self.stop.update(stopped=True, by=f"{step.id}; max_errors={limit} reached")
 
 
 def _done(fut: Any) -> bool:
@@ -214,4 +254,4 @@ def compile_flow(
     )(codex_sequence)
 
 
-__all__ = ["Outcome", "StepsFailed", "compile_flow", "make_step_task"]
+__all__ = ["Outcome", "StepTasks", "StepsFailed", "compile_flow", "make_step_task"]

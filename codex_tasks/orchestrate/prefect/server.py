@@ -28,6 +28,21 @@ from codex_tasks.errors import ServerError
 EVENTS_RETENTION = "P7D"  # Prefect's own default; keeps the SQLite store bounded
 START_TIMEOUT = 90.0
 
+# How the managed server writes what runs report. Task runs reach the server as events, and by
+# default it records each in a transaction of its own (batch size 1) and persists events 20 at a
+# time. SQLite takes one writer at a time, and a request that reads and then writes inside a
+# deferred transaction (create_flow_run does) gets SQLITE_BUSY when another writer committed
+# meanwhile: the server answers 503 and Prefect's client sleeps ~2 s before it retries (FACTS.md).
+# Recording in batches cuts the number of write transactions after a 100-step run from ~400 to
+# a handful, at the price of task runs showing up in the UI up to a second later.
+# Measured with bench/overhead.py (docs/performance.md). The user's environment wins.
+SERVER_TUNING = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",  # whole seconds (Prefect truncates)
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "2",
+}
+
 
 def data_home() -> Path:
     """codex-tasks' per-user data folder."""
@@ -142,7 +157,11 @@ def start() -> dict[str, Any]:
         "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": os.environ.get("PREFECT_SERVER_EVENTS_RETENTION_PERIOD", EVENTS_RETENTION),
         "PREFECT_UI_API_URL": url,
         "PREFECT_SERVER_UI_STATIC_DIRECTORY": str(home / "ui"),
+        # server.log is a file, not the user's terminal: keep the server's errors in it
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "ERROR",
     }
+    for key, value in SERVER_TUNING.items():
+        env.setdefault(key, value)
     env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "ab")
     proc = subprocess.Popen(
