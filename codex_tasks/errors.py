@@ -101,6 +101,10 @@ class ServerError(CodexTasksError):
     """The local Prefect server could not be started or reached."""
 
 
+class WorkspaceUnwritable(CodexTasksError):
+    """The workspace's `.codex/` folder cannot be created or written (read-only, not a folder, no permission)."""
+
+
 class DiskFull(CodexTasksError):
     """A write failed because the file system is full (the run stays resumable)."""
 

@@ -10,6 +10,7 @@ import hashlib
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from typing import Any
 from codex_tasks.core import redact as redaction
 from codex_tasks.core.files import write_json_atomic, write_text_atomic
 from codex_tasks.core.names import slug
-from codex_tasks.errors import CodexTasksError
+from codex_tasks.errors import CodexTasksError, WorkspaceUnwritable
 from codex_tasks.orchestrate.bindings import output_warnings
 from codex_tasks.orchestrate.execute import RunContext, execute_step
 from codex_tasks.orchestrate.options import RunOptions
@@ -30,7 +31,7 @@ from codex_tasks.render.params import hidden_params, param_env, secret_marker, s
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.events import now_iso
 from codex_tasks.runs.report import write_report, write_summary
-from codex_tasks.runs.rundir import RunDir, codex_dir
+from codex_tasks.runs.rundir import CODEX_DIR, RunDir, codex_dir
 
 
 @dataclass
@@ -53,7 +54,11 @@ def run_sequence(opts: RunOptions) -> RunResult:
     prepared = prepare_options(opts)
     lock = None
     if not (opts.dry_run or prepared.values.get("dry_run") is True):
+        from codex_tasks.orchestrate.prefect.setup import check_user_api_url
         from codex_tasks.runs.lock import RunLock
+
+        check_user_api_url()
+        check_codex_writable(prepared.workspace)
 
         # before anything is written: a second run is refused (exit 2), and what a killed run left
         # running is ended before this one (a resume of it, or any other) starts a step
@@ -63,6 +68,21 @@ def run_sequence(opts: RunOptions) -> RunResult:
     finally:
         if lock is not None:
             lock.release()
+
+
+def check_codex_writable(workspace: Path) -> None:
+    """The workspace's `.codex/` must be a folder this process can write: checked before anything
+    is written, so a read-only or blocked `.codex` is one message (exit 2), not a traceback."""
+    d = workspace / CODEX_DIR
+    hint = f"make {d} a writable folder (remove or rename a file of that name, fix its permissions or mount)"
+    if d.exists() and not d.is_dir():
+        raise WorkspaceUnwritable(f"{d} is not a folder; codex-tasks keeps its runs there", hint=hint)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=d, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise WorkspaceUnwritable(f"cannot write in {d}: {exc.strerror or exc}", hint=hint) from None
 
 
 def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
@@ -94,6 +114,7 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         "sequence_sha256": hashlib.sha256(loaded.text.encode()).hexdigest(),
         "workspace": str(workspace),
         "params": stored_params,
+        "secret_params": sorted(secret_names),  # names only: Prefect shows them as `***`
         "status": "running",
         "pid": os.getpid(),
         "attempt": attempt,
@@ -233,9 +254,8 @@ def _nothing_to_execute(run: RunContext, opts: RunOptions) -> bool:
 
 
 def _tags(run: RunContext, rd: RunDir, attempt: int) -> list[str]:
+    # parameters are the flow run's `parameters`, not tags: only the sequence and the resume count
     tags = ["codex-tasks", f"sequence:{run.plan.title}"[:100]]
-    tags += [f"param:{k}={v}"[:100] for k, v in sorted(rd.state.get("params", {}).items())
-             if not isinstance(v, dict | list)][:20]
     if attempt > 1:
         tags.append(f"resume-{attempt - 1}")
     return tags

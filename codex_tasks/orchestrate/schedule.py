@@ -33,12 +33,16 @@ def serve(file: str, *, cron: str | None, interval: float | None, params: list[s
     seq = file if file.startswith("builtin:") else str(path.resolve())
     print(f"serving {seq} as '{deployment}' ({'cron ' + cron if cron else f'every {interval:g} s'}); "
           f"workspace {ws}; Ctrl-C or SIGTERM stops", flush=True)
+    # Prefect's own banner suggests `prefect deployment run ...`, which needs a worker setup we
+    # don't have; these commands work against this server
+    print(f"run it now: codex-tasks run {seq} -w {ws}; pause: codex-tasks schedule pause {deployment}", flush=True)
     codex_sequence.serve(
         name=deployment,
         cron=cron,
         interval=interval,
         parameters={"file": seq, "params": list(params), "workspace": ws, "max_parallel": max_parallel},
         tags=["codex-tasks", f"sequence:{loaded.spec.title}"[:100]],
+        print_starting_message=False,
     )
     return 0
 

@@ -204,10 +204,12 @@ def test_sigkill_then_resume(tmp_path: Path, prefect_url: str) -> None:
     run_dir2, summary = _latest(ws)
     assert run_dir2 == run_dir and summary["status"] == "succeeded"
     # Prefect: the killed attempt's flow run is Crashed, the resumed one is tagged resume-1
-    runs = _api(prefect_url, "/flow_runs/filter", {"flow_runs": {"name": {"any_": [run_dir.name]}}})
+    runs = _api(prefect_url, "/flow_runs/filter",
+                {"flow_runs": {"name": {"any_": [run_dir.name, f"{run_dir.name} resume 1"]}}})
     by_tag = {("resume-1" in r["tags"]): r for r in runs}
-    assert by_tag[False]["state_type"] == "CRASHED"
-    assert by_tag[True]["state_type"] == "COMPLETED"
+    assert by_tag[False]["state_type"] == "CRASHED" and by_tag[False]["name"] == run_dir.name
+    assert by_tag[True]["state_type"] == "COMPLETED" and by_tag[True]["name"] == f"{run_dir.name} resume 1"
+    assert len({r["name"] for r in runs}) == len(runs) == 2  # no two flow runs share a name
 
 
 def test_cancel_from_another_terminal(tmp_path: Path, prefect_url: str) -> None:
@@ -226,10 +228,16 @@ def test_cancel_from_another_terminal(tmp_path: Path, prefect_url: str) -> None:
     _, summary = _latest(ws)
     assert summary["status"] == "cancelled"
     assert {s["id"]: s["status"] for s in summary["steps"]} == {"first": "succeeded", "long": "not_run", "last": "not_run"}
+    run_dir, _ = _latest(ws)
+    cancelled = _api(prefect_url, "/flow_runs/filter", {"flow_runs": {"name": {"any_": [run_dir.name]}}})
+    assert [r["state_type"] for r in cancelled] == ["CANCELLED"]  # not FAILED
     (ws / "go").write_text("")
     (ws / "counter").write_text("")
     run_cli("run", "s.yaml", "--resume", cwd=ws, check=0)
     assert _counter(ws) == ["long", "last"]
+    names = [r["name"] for r in _api(prefect_url, "/flow_runs/filter",
+                                     {"flow_runs": {"name": {"like_": run_dir.name}}})]
+    assert sorted(names) == [run_dir.name, f"{run_dir.name} resume 1"]
 
 
 PARALLEL = textwrap.dedent("""\

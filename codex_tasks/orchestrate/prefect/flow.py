@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from codex_tasks.core.names import slug
-from codex_tasks.errors import RunInterrupted, StepFailed, StepsFailed
+from codex_tasks.errors import StepFailed, StepsFailed
 from codex_tasks.orchestrate.execute import OK_STATUSES, Outcome, RunContext, execute_step, record_not_run
 from codex_tasks.orchestrate.plan import PlannedStep
+from codex_tasks.orchestrate.prefect.rest import flow_run_name
 
 STATE_NAMES = {"cached": "Cached", "manual": "Manual", "skipped": "Skipped"}
 
@@ -215,7 +216,10 @@ def compile_flow(
     plan = run.plan
     runner: Any = task_runner or ThreadPoolTaskRunner(max_workers=max(1, max_parallel))
 
-    def codex_sequence() -> dict[str, str]:
+    def codex_sequence() -> Any:
+        from codex_tasks.orchestrate.prefect.setup import show_parameters
+
+        show_parameters(run.rundir)
         stop: dict[str, Any] = {}
         sched = PhaseScheduler(run, max_parallel, stop)
         for phase in plan.phases:
@@ -232,7 +236,9 @@ def compile_flow(
             run.rundir.events.emit("phase.finished", phase_id=phase.id, name=phase.name)
         statuses = {s.id: str(run.rundir.step_state(s.id).get("status", "not_run")) for s in plan.steps()}
         if run.cancel_event.is_set():
-            raise RunInterrupted("the run was interrupted")
+            from prefect.states import Cancelled
+
+            return Cancelled(message="the run was interrupted (Ctrl-C or `codex-tasks cancel`); resumable")
         failed = [sid for sid, st in statuses.items() if st == "failed"]
         if failed:
             raise StepsFailed(f"{len(failed)} step(s) failed: {', '.join(failed)}")
@@ -240,7 +246,7 @@ def compile_flow(
 
     return flow(
         name=slug(plan.title),
-        flow_run_name=run.rundir.run_id,
+        flow_run_name=flow_run_name(run.rundir),
         task_runner=runner,
         persist_result=False,
         log_prints=False,

@@ -23,6 +23,24 @@ _STATE = {"succeeded": ("COMPLETED", "Completed"), "cached": ("COMPLETED", "Cach
           "not_run": ("PENDING", "NotReady"), "failed": ("FAILED", "Failed")}
 
 
+REDACTED = "***"
+
+
+def flow_run_name(rd: RunDir) -> str:
+    """The run id for its first attempt, `<run-id> resume N` after: no two flow runs share a name."""
+    attempt = int(rd.state.get("attempt", 1))
+    return rd.run_id if attempt <= 1 else f"{rd.run_id} resume {attempt - 1}"
+
+
+def flow_parameters(rd: RunDir) -> dict[str, Any]:
+    """The sequence's parameters as the flow run's `parameters` (Prefect's Parameters tab): secret
+    ones (typed `secret`, or hidden by the scanner and kept only as a hash) shown as `***`."""
+    params: dict[str, Any] = {k: (REDACTED if isinstance(v, dict) and "secret_sha256" in v else v)
+                              for k, v in rd.state.get("params", {}).items()}
+    params.update({name: REDACTED for name in rd.state.get("secret_params", [])})
+    return dict(sorted(params.items()))
+
+
 class _Api:
     def __init__(self, url: str) -> None:
         u = urlparse(url)
@@ -45,7 +63,8 @@ def record_history(api_url: str, rd: RunDir, summary: dict[str, Any], tags: list
     flow = api.post("/flows/", {"name": flow_name})
     ok = summary["status"] == "succeeded"
     fr = api.post("/flow_runs/", {
-        "flow_id": flow["id"], "name": rd.run_id, "tags": tags,
+        "flow_id": flow["id"], "name": flow_run_name(rd), "tags": tags,
+        "parameters": flow_parameters(rd),
         "state": {"type": "COMPLETED" if ok else "FAILED", "name": "Completed" if ok else "Failed",
                   "message": "nothing to execute: every step cached, skipped or manual"},
     })
@@ -63,7 +82,8 @@ def record_history(api_url: str, rd: RunDir, summary: dict[str, Any], tags: list
 def report_artifacts(rd: RunDir, summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The run's report.md as a markdown artifact and its step results as a table artifact
     (key, type, data, description), keyed by the sequence title."""
-    key = "codex-" + slug(str(summary.get("title", "run")), default="run")[:60]
+    key = slug(str(summary.get("title", "run")), default="run")[:60]
+    key = key if key.startswith("codex") else f"codex-{key}"  # one prefix, never `codex-codex-tasks-`
     report = artifact_markdown(rd.path)  # chart images become links to the PNG files and report.html
     rows = [{"step": r["id"], "phase": r.get("phase_id"), "kind": r.get("kind"), "status": r["status"],
              "duration_s": r.get("duration"), "note": (r.get("error") or r.get("note") or "")[:120]}

@@ -9,15 +9,40 @@ import sys
 import types
 from typing import Any
 
-from codex_tasks.errors import UsageError
-from codex_tasks.orchestrate.prefect.rest import report_artifacts
+from codex_tasks.errors import ServerError, UsageError
+from codex_tasks.orchestrate.prefect.rest import flow_parameters, report_artifacts
 from codex_tasks.orchestrate.prefect.server import ensure_server, quiet_env
 from codex_tasks.runs.rundir import RunDir
+
+
+def check_user_api_url() -> None:
+    """A `PREFECT_API_URL` the user set must answer as a Prefect API: checked before a run writes
+    anything, so a wrong URL is one message (exit 2), not Prefect's chained tracebacks mid-run."""
+    import urllib.error
+    import urllib.request
+
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if not url:
+        return
+    hint = "start that server (`prefect server start`), fix the URL, or unset PREFECT_API_URL to use codex-tasks' own server"
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as resp:
+            body = resp.read(64).strip()
+    except urllib.error.HTTPError as exc:
+        raise ServerError(f"PREFECT_API_URL={url} answers, but not as a Prefect API (GET /health: HTTP {exc.code})",
+                          hint=hint) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ServerError(f"PREFECT_API_URL={url}: no Prefect server reachable there ({reason})", hint=hint) from None
+    if body != b"true":  # Prefect's /health answers the JSON `true`
+        raise ServerError(f"PREFECT_API_URL={url} answers, but not as a Prefect API (GET /health: {body[:40]!r})",
+                          hint=hint)
 
 
 def configure_prefect() -> str:
     """Point this process at a running Prefect server (starting ours if needed); returns the API URL.
     Must run before `import prefect` reads its settings."""
+    check_user_api_url()
     url = ensure_server()
     for key, value in quiet_env().items():
         os.environ.setdefault(key, value)
@@ -26,6 +51,21 @@ def configure_prefect() -> str:
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
     defer_iri_grammar()
     return url
+
+
+def show_parameters(rd: RunDir) -> None:
+    """Inside the flow: the sequence's parameters become this flow run's `parameters` (the flow
+    itself takes none, so Prefect would show `{}`); secrets as `***`."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(UUID(str(flow_run.id)), parameters=flow_parameters(rd))
+    except Exception as exc:  # history is best effort; the run itself goes on
+        rd.events.emit("log", line=f"could not show the parameters on the Prefect flow run: {exc}")
 
 
 IRI_GRAMMAR_MODULE = "rfc3987_syntax"

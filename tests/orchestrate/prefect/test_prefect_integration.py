@@ -108,6 +108,13 @@ def test_serve_on_an_interval(tmp_path: Path, prefect_url: str) -> None:
             raise
     assert proc.returncode in (0, -signal.SIGTERM, 143)
     assert run_cli("schedule", "pause", "no-such-schedule", cwd=tmp_path).returncode == 2
+    # only commands that work (no Prefect banner), and scheduled flow runs named by run id
+    out = proc.stdout.read() if proc.stdout else ""
+    assert "run it now: codex-tasks run" in out, out
+    assert "prefect deployment run" not in out and "Traceback" not in out
+    names = {r["name"] for r in _api(prefect_url, "/flow_runs/filter",
+                                      {"flow_runs": {"name": {"any_": [done[0], f"{done[0]} scheduled"]}}})}
+    assert names == {done[0], f"{done[0]} scheduled"}
 
 
 FOUR = textwrap.dedent("""\
