@@ -172,9 +172,12 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def is_alive(pid: int) -> bool:
-    """True when process `pid` exists and is not a zombie."""
-    if pid <= 0:
+def is_alive(pid: object) -> bool:
+    """True when process `pid` exists and is not a zombie (anything but a positive int: False).
+
+    The one process-alive probe: run folders, the run lock, the managed server, checkpoints.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_tasks.core.names import closest
+from codex_tasks.core.process import is_alive
 from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
 from codex_tasks.orchestrate.bindings import output_errors
@@ -24,7 +25,6 @@ from codex_tasks.runs.rundir import (
     RESUMABLE,
     RunDir,
     find_run,
-    is_alive,
     list_run_dirs,
     new_run_id,
     runs_root,

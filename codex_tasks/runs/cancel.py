@@ -7,8 +7,9 @@ import signal
 import time
 from pathlib import Path
 
+from codex_tasks.core.process import is_alive
 from codex_tasks.errors import UsageError
-from codex_tasks.runs.rundir import RunDir, find_run, is_alive
+from codex_tasks.runs.rundir import RunDir, find_run
 
 
 def cancel_run(workspace: Path, ref: str | None, wait: float = 60.0) -> str:

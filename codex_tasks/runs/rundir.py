@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_tasks.core.files import read_json, write_json_atomic, write_text_atomic
+from codex_tasks.core.process import is_alive
 from codex_tasks.core.redact import redact_obj
 from codex_tasks.errors import RunNotFound
 from codex_tasks.runs.events import EventLog, now_iso
@@ -178,7 +179,7 @@ def prune_runs(workspace: Path, keep: int) -> list[str]:
     states = {d: _safe_state(d) for d in dirs}
     failed = [d for d in dirs if states[d].get("status") in ("failed", "interrupted", "cancelled")]
     protect = {failed[-1]} if failed else set()
-    protect |= {d for d in dirs if states[d].get("status") == "running" and _alive(states[d].get("pid"))}
+    protect |= {d for d in dirs if states[d].get("status") == "running" and is_alive(states[d].get("pid"))}
     keep_set = set(dirs[-keep:]) if keep > 0 else set()
     removed = []
     for d in dirs:
@@ -197,19 +198,6 @@ def _safe_state(d: Path) -> dict[str, Any]:
         return {}
 
 
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-is_alive = _alive
 
 
 def elapsed(start: float) -> float:

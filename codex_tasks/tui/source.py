@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.process import is_alive
 from codex_tasks.runs.events import EventReader
-from codex_tasks.runs.rundir import is_alive
 
 BATCH_BYTES = 8 << 20  # one poll reads at most this much of the events log
 

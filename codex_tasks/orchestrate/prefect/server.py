@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.process import is_alive
 from codex_tasks.errors import ServerError
 
 EVENTS_RETENTION = "P7D"  # Prefect's own default; keeps the SQLite store bounded
@@ -86,18 +87,6 @@ def _healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -113,7 +102,7 @@ def status() -> dict[str, Any]:
                 "home": None, "port": None, "ui_url": user_url.removesuffix("/api")}
     st = _read_state()
     url = st.get("url")
-    running = bool(url) and _pid_alive(st.get("pid")) and _healthy(str(url))
+    running = bool(url) and is_alive(st.get("pid")) and _healthy(str(url))
     return {"url": url, "running": running, "managed": True, "pid": st.get("pid") if running else None,
             "home": str(server_home()), "port": st.get("port"),
             "ui_url": url.removesuffix("/api") if url else None}
@@ -125,14 +114,14 @@ def ensure_server() -> str:
     if user_url:
         return user_url
     st = _read_state()
-    if st.get("url") and _pid_alive(st.get("pid")) and _healthy(st["url"]):
+    if st.get("url") and is_alive(st.get("pid")) and _healthy(st["url"]):
         return str(st["url"])
     from filelock import FileLock
 
     server_home().mkdir(parents=True, exist_ok=True)
     with FileLock(str(server_home() / "server.lock"), timeout=START_TIMEOUT + 30):
         st = _read_state()  # another process may have started it while we waited
-        if st.get("url") and _pid_alive(st.get("pid")) and _healthy(st["url"]):
+        if st.get("url") and is_alive(st.get("pid")) and _healthy(st["url"]):
             return str(st["url"])
         # ~30 s of silence otherwise on the very first run
         print("codex-tasks: starting the local Prefect server (first run only, ~30 s)", file=sys.stderr, flush=True)
@@ -196,20 +185,20 @@ def stop() -> bool:
     """Stop the managed server (SIGTERM to its process group, then SIGKILL). True if one ran."""
     st = _read_state()
     pid = int(st.get("pid") or 0)
-    was_running = _pid_alive(pid)
+    was_running = is_alive(pid)
     if was_running:
         try:
             os.killpg(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             pass
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _pid_alive(pid):
+        while time.monotonic() < deadline and is_alive(pid):
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
             time.sleep(0.1)
-        if _pid_alive(pid):
+        if is_alive(pid):
             try:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
