@@ -8,7 +8,7 @@ step (normally, by timeout, by cancel, or by a SIGKILL of the run) ends everythi
   --unshare-pid --die-with-parent`, filesystem and devices untouched). When the child exits, or the run that started it
   dies, the kernel kills every process left in the namespace — daemons included. Plain steps.
 - mode ``"strict"``: as ``"pid"``, plus the whole filesystem read-only except the `writable`
-  paths, a private `/tmp`, and no network unless `network=True`. Agents and test gates over
+  paths and a private temp folder (`TMPDIR`; `/tmp` itself is read-only), and no network unless `network=True`. Agents and test gates over
   agent-written code.
 
 Where bubblewrap (or unprivileged user namespaces) is missing, ``"pid"`` falls back to a plain
@@ -24,7 +24,9 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ from codex_tasks.errors import SandboxUnavailable
 SandboxMode = Literal["none", "pid", "strict"]
 
 # A probe that exercises everything "strict" uses; if it works, "pid" works too.
-_PROBE = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+_PROBE = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
           "--unshare-pid", "--unshare-net", "--die-with-parent", "--", "true")
 
 
@@ -77,10 +79,12 @@ def bwrap_argv(sandbox: Sandbox) -> list[str]:
     if sandbox.mode == "pid":
         # --dev-bind keeps the host's /dev (GPUs, ptys): plain steps get no other restriction
         return [bwrap, "--dev-bind", "/", "/", "--proc", "/proc", "--unshare-pid", "--die-with-parent", "--"]
-    argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    # No tmpfs over /tmp: a checkout, a venv or the scratch copy may live under /tmp and must stay
+    # visible; /tmp is read-only like the rest, and `spawn` gives the child a private TMPDIR.
+    argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for path in sandbox.writable:
         real = str(Path(path).resolve())
-        argv += ["--bind", real, real]  # after --tmpfs /tmp, so a writable path under /tmp shows through
+        argv += ["--bind", real, real]
     argv += ["--unshare-pid", "--die-with-parent", "--new-session"]
     if not sandbox.network:
         argv.append("--unshare-net")
@@ -110,10 +114,21 @@ def spawn(
                 f"cannot sandbox {Path(argv[0]).name}: {sandbox_unavailable_reason()}",
                 hint="install bubblewrap, or opt out explicitly (see docs/security.md)")
         mode = "none"
-    prefix = bwrap_argv(Sandbox(mode, sandbox.writable, sandbox.network))
-    proc = subprocess.Popen([*prefix, *argv], cwd=cwd, env=dict(env) if env is not None else None,
+    child_env = dict(env) if env is not None else None
+    writable = tuple(sandbox.writable)
+    private_tmp = None
+    if mode == "strict":
+        # a private, writable temp folder (TMPDIR), removed once the Popen object is gone
+        private_tmp = tempfile.mkdtemp(prefix="codex-tasks-sandbox-tmp-")
+        writable += (Path(private_tmp),)
+        child_env = dict(os.environ) if child_env is None else child_env
+        child_env.update(TMPDIR=private_tmp, TMP=private_tmp, TEMP=private_tmp)
+    prefix = bwrap_argv(Sandbox(mode, writable, sandbox.network))
+    proc = subprocess.Popen([*prefix, *argv], cwd=cwd, env=child_env,
                             stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True,
                             pass_fds=tuple(pass_fds))
+    if private_tmp is not None:
+        weakref.finalize(proc, shutil.rmtree, private_tmp, ignore_errors=True)
     for listener in list(spawn_listeners):
         listener(proc.pid)
     return proc

@@ -85,7 +85,7 @@ def test_plan_shows_what_decide_returns(tmp_path: Path) -> None:
     plan = prepare_run(str(tmp_path / "s.yaml"), [], tmp_path, run_id="plan").plan
     rows = {r["id"]: r for r in predict(plan, tmp_path)}
     assert {k: r["action"] for k, r in rows.items()} == {"hello": "run", "later": "manual", "gated": "skipped"}
-    assert rows["later"]["why"].startswith("manual: needs a person; expected outputs: notes.md")
+    assert rows["later"]["why"].startswith("needs a person; expected outputs: notes.md")
     assert rows["hello"]["why"] == "shell steps cache only with outputs and cache: true"
 
 

@@ -186,9 +186,8 @@ def test_kill_mid_agent_then_resume(repo, codex_env, model_server, prefect_url):
     import signal
     import time
 
-    from conftest import CODEX
-
     from codex_tasks.core.process import processes_with_env
+    from tests.conftest import CODEX
 
     (repo / "seq.yaml").write_text(SEQ + textwrap.indent(textwrap.dedent("""\
         - name: Check
