@@ -72,6 +72,20 @@ def test_run_agent_codex_writes_the_declared_output(repo, codex_env, model_serve
     request = model_server.all_text()
     assert "logs/notes.md" in request and "{logs_dir}" not in request
     assert "offline" in request.lower() and ".github/workflows" in request
+    # the Prefect task run logs each agent command too (logs reach the server asynchronously)
+    import time
+
+    from tests.orchestrate.test_runner import _api, _flow_run
+
+    flow_run = _flow_run(prefect_url, rd.name)
+    deadline, lines = time.monotonic() + 30, []
+    while time.monotonic() < deadline:
+        logs = _api(prefect_url, "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}})
+        lines = [entry["message"] for entry in logs if entry["message"].startswith("agent $")]
+        if lines:
+            break
+        time.sleep(0.5)
+    assert any("logs/notes.md" in line for line in lines), lines
 
 
 def test_a_model_error_fails_the_run_with_its_message(repo, codex_env, model_server, prefect_url):
