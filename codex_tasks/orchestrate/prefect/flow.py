@@ -59,7 +59,14 @@ def make_step_task(run: RunContext, *, retries: int = 0, retry_delay: float = 0.
         final = attempt > step.retries
         outcome = execute_step(step, run, attempt=attempt, final_attempt=final)
         if outcome.status == "failed":
-            raise StepFailed(outcome.error or "step failed")
+            if not final:
+                raise StepFailed(outcome.error or "step failed")  # a raised failure is what Prefect retries
+            # the last attempt: the task run's log shows the step's error block and output tail,
+            # not codex-tasks' own traceback
+            from prefect.states import Failed
+
+            log_failure(step, run)
+            return Failed(message=outcome.error or "step failed")
         if outcome.status in STATE_NAMES:
             # the Prefect UI shows a cached step as Cached (a manual one as Manual, ...)
             return Completed(name=STATE_NAMES[outcome.status], message=outcome.status)
@@ -74,6 +81,31 @@ def make_step_task(run: RunContext, *, retries: int = 0, retry_delay: float = 0.
         persist_result=False,
         log_prints=False,
     )(codex_step)
+
+
+def log_failure(step: PlannedStep, run: RunContext, tail: int = 20) -> None:
+    """The failed step's error block and the last lines of its output, into the task run's log."""
+    import json
+
+    from prefect.logging import get_run_logger
+
+    block = ""
+    errors = run.rundir.path / "error_captures.ndjson"
+    if errors.is_file():
+        for line in reversed(errors.read_text(encoding="utf-8", errors="replace").splitlines()):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("step_id") == step.id:
+                block = str(rec.get("rendered") or rec.get("error_message") or "")
+                break
+    log = run.rundir.step_dir(step.id) / "step.log"
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-tail:] if log.is_file() else []
+    logger = get_run_logger()
+    logger.error(block or f"step {step.id} failed")
+    if lines:
+        logger.error(f"last {len(lines)} line(s) of {step.id}'s output:\n" + "\n".join(lines))
 
 
 class PhaseScheduler:

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import run_cli
-from tests.orchestrate.test_runner import _api, _flow_run
+from tests.orchestrate.test_runner import _api, _flow_run, _task_runs
 
 SEQ = textwrap.dedent("""\
     title: Codex tasks history
@@ -34,3 +34,31 @@ def test_parameters_are_the_flow_runs_parameters(tmp_path: Path, prefect_url: st
     assert "sequence:Codex tasks history" in fr["tags"]
     keys = {a["key"] for a in _api(prefect_url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [fr["id"]]}}})}
     assert keys == {"codex-tasks-history", "codex-tasks-history-steps"}  # one prefix, no pickled result
+
+
+def test_a_failed_task_runs_log_shows_the_error_block_and_output_not_a_traceback(tmp_path: Path, prefect_url: str) -> None:
+    import time
+
+    (tmp_path / "s.yaml").write_text(textwrap.dedent("""\
+        title: Codex tasks failing
+        phases:
+          - id: p
+            steps:
+              - id: broken
+                commands: ["echo preparing the widget", "echo the widget is missing >&2", "exit 3"]
+        """))
+    run_cli("run", "s.yaml", cwd=tmp_path, check=1)
+    run_id = sorted((tmp_path / ".codex" / "runs").iterdir())[-1].name
+    fr = _flow_run(prefect_url, run_id)
+    task_run = next(t for t in _task_runs(prefect_url, fr["id"], expect=1) if t["name"] == "broken")
+    assert task_run["state_type"] == "FAILED"
+    deadline, text = time.monotonic() + 30, ""
+    while time.monotonic() < deadline:  # logs reach the server asynchronously
+        logs = _api(prefect_url, "/logs/filter", {"logs": {"task_run_id": {"any_": [task_run["id"]]}}})
+        text = "\n".join(entry["message"] for entry in logs)
+        if "the widget is missing" in text:
+            break
+        time.sleep(0.5)
+    assert "Question for ChatGPT" in text and "While performing [broken" in text  # the error block
+    assert "preparing the widget" in text and "the widget is missing" in text  # the output tail
+    assert "Traceback" not in text
