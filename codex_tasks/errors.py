@@ -72,6 +72,10 @@ class SpecErrors(CodexTasksError):
 class ParamError(CodexTasksError):
     """A parameter value is missing, unknown or of the wrong type."""
 
+    def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.param = param  # the declared parameter it is about, so `validate` can point at it
+
 
 class RenderError(CodexTasksError):
     """A placeholder or template could not be rendered; `name` is the unknown name, when that is the cause."""

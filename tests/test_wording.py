@@ -74,3 +74,11 @@ def test_plan_columns_line_up(tmp_path: Path) -> None:
     assert len({ln.index("(after") for ln in lines if "(after" in ln}) == 1  # one "(after …)" column
     reason = "shell steps cache"
     assert len({ln.index(reason) for ln in lines}) == 1, lines  # and one column for the reason
+
+
+def test_a_missing_required_param_is_located_at_its_declaration(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(
+        "title: t\nparams:\n  seed: {type: int, default: 1}\n  need: {type: str, required: true}\n"
+        "phases:\n  - id: a\n    steps:\n      - id: s\n        commands: ['echo {need}']\n")
+    proc = run_cli("validate", "s.yaml", cwd=tmp_path, check=2)
+    assert "s.yaml:4:3: params.need: parameter 'need' is required" in proc.stdout + proc.stderr

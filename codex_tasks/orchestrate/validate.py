@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codex_tasks.errors import CodexTasksError, SpecError, SpecErrors
+from codex_tasks.errors import CodexTasksError, ParamError, SpecError, SpecErrors
 from codex_tasks.orchestrate.bindings import output_warnings
 from codex_tasks.orchestrate.prepare import prepare_run
 
@@ -19,6 +19,8 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
         return exc.errors, ""
     except SpecError as exc:
         return [exc], ""
+    except ParamError as exc:
+        return [_at_declaration(file, exc)], ""
     except CodexTasksError as exc:
         return [SpecError(exc.message, file=file, hint=exc.hint)], ""
     if warnings is not None:
@@ -28,3 +30,17 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
     spec = prepared.loaded.spec
     n_steps = sum(len(p.steps) for p in spec.phases)
     return [], f"{len(spec.phases)} phases, {n_steps} steps"
+
+
+def _at_declaration(file: str, exc: ParamError) -> SpecError:
+    """A parameter error located at the parameter's declaration (`params` or `cli_parameters`)."""
+    if exc.param:
+        from codex_tasks.core.resources import resolve_sequence_ref
+        from codex_tasks.sequence.load import load_sequence
+
+        origin = load_sequence(resolve_sequence_ref(file)).origin
+        for section in ("params", "cli_parameters"):
+            path = origin.base + (section, exc.param)
+            if path in origin.positions or path + ("<key>",) in origin.positions:
+                return origin.error(exc.message, section, exc.param, key=True, hint=exc.hint)
+    return SpecError(exc.message, file=file, hint=exc.hint)

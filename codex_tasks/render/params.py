@@ -104,7 +104,7 @@ def resolve_params(
             raise ParamError(f"--param {name}={values[name]}: not one of {ps.choices}",
                              hint=f"choose one of {', '.join(map(str, ps.choices))}")
         if ps.required and values.get(name) in (None, ""):
-            raise ParamError(f"parameter {name!r} is required", hint=f"pass --param {name}=VALUE")
+            raise ParamError(f"parameter {name!r} is required", hint=f"pass --param {name}=VALUE", param=name)
     for name, value in values.items():
         if isinstance(value, str) and "\x00" in value:  # no command line or environment can carry it
             raise ParamError(f"parameter {name!r} contains a NUL byte", hint="remove the NUL byte from its value")
