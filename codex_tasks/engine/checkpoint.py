@@ -20,6 +20,7 @@ from typing import Any
 
 from codex_tasks.core.files import sha256_file
 from codex_tasks.core.process import is_alive
+from codex_tasks.core.redact import redact_obj
 
 MANIFEST = "checksums.json"
 STATE = "state.json"
@@ -53,7 +54,8 @@ def save_checkpoint(root: Path, step: int, write_files: Callable[[Path], None], 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     write_files(tmp)
-    (tmp / STATE).write_text(json.dumps(state, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    # through the redaction hook: a checkpoint's state carries the run's config and parameters
+    (tmp / STATE).write_text(json.dumps(redact_obj(state), indent=2, sort_keys=True, default=str), encoding="utf-8")
     manifest = {}
     for f in sorted(tmp.iterdir()):
         with open(f, "rb") as fh:

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.errors import StepFailed
 
 CHANGE_FILE = "agent_change.json"
@@ -31,7 +32,7 @@ def keep_change(step_dir: Path, scratch: Path, patch: str, outputs: list[str]) -
             (kept / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, kept / rel)
     record = {"patch": "agent.patch", "outputs": [o for o in outputs if (kept / o).is_file()], "applied": False}
-    (step_dir / CHANGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    write_json_atomic(step_dir / CHANGE_FILE, record)
     return record
 
 
@@ -62,7 +63,7 @@ def apply_change(step_dir: Path, workspace: Path) -> list[str]:
     write_bundle(plan, bundle)
     commit_plan(plan)
     record["applied"] = True
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    write_json_atomic(record_path, record)
     return sorted(ch.rel for ch in plan.changes.values() if ch.before != ch.after)
 
 

@@ -12,7 +12,6 @@ Every refusal raises `StepFailed` saying why; it becomes the step's error block.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.errors import StepFailed, StepTimeout
 from codex_tasks.steps.agent_scratch import Changes
 
@@ -66,7 +66,7 @@ def scan_changes(changes: Changes, scratch: Path, report_dir: Path) -> None:
     findings, _ = scan_paths(files, workers=1)
     findings += forbidden_files(files, [".env", ".env.*", "!.env.example", "!.env.sample", "!.env.template"])
     register_values(f.secret for f in findings if f.secret)
-    (report_dir / "gate_findings.json").write_text(json.dumps([f.public() for f in findings], indent=2) + "\n")
+    write_json_atomic(report_dir / "gate_findings.json", [f.public() for f in findings])
     if findings:
         first = findings[0]
         raise StepFailed(
@@ -120,7 +120,7 @@ def run_test_gate(scratch: Path, args: list[str], report_dir: Path, *, before: i
     counts = {m.group(2).replace("errors", "error"): int(m.group(1)) for m in _COUNT.finditer(last)}
     result.update(exit_code=code, passed=counts.get("passed", 0), failed=counts.get("failed", 0),
                   errors=counts.get("error", 0), skipped=counts.get("skipped", 0))
-    (report_dir / "test_results.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(report_dir / "test_results.json", result)
     if code != 0:
         raise StepFailed(f"the tests fail in the scratch copy with the agent's change (pytest exit {code})",
                          context=text[-2000:])

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
-from codex_tasks.core.files import sha256_file
+from codex_tasks.core.files import sha256_file, write_json_atomic
 from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -98,7 +98,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
         zf.writestr(MANIFEST, json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, out)
     (ctx.step_dir / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
-    (ctx.step_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json_atomic(ctx.step_dir / MANIFEST, manifest)
     size = out.stat().st_size
     note = f"{len(entries)} file(s) -> {out.name} ({size} bytes)"
     ctx.log(note)

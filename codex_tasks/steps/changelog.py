@@ -8,12 +8,12 @@ The entry is rendered from `templates/changelog_entry.md.j2` (or `template`) wit
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -107,6 +107,6 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     out.write_text(existing.rstrip("\n") + "\n\n" + entry)
     (ctx.step_dir / "entry.md").parent.mkdir(parents=True, exist_ok=True)
     (ctx.step_dir / "entry.md").write_text(entry)
-    (ctx.step_dir / "entry.json").write_text(json.dumps(data, indent=2) + "\n")
+    write_json_atomic(ctx.step_dir / "entry.json", data)
     return StepResult(outputs=[str(out), str(ctx.step_dir / "entry.md")], summary={"path": str(out), "steps": len(data["steps"])},
                       note=f"entry appended to {cfg.path}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from pydantic import Field
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "checkpoint_prune"
@@ -42,7 +42,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
         ctx.log(f"{name} is corrupt: {reason}")
     ctx.log(f"kept {', '.join(result['kept']) or 'nothing'}; {verb} {', '.join(result['removed']) or 'nothing'}")
     ctx.step_dir.mkdir(parents=True, exist_ok=True)
-    (ctx.step_dir / "prune.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(ctx.step_dir / "prune.json", result)
     return StepResult(
         outputs=[],
         summary=result,

@@ -8,11 +8,11 @@ touched file are kept in `rollback/` in the step folder; `rollback(run_dir, step
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.errors import PatchConflict, StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -94,7 +94,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     report_path = ctx.step_dir / "patch_report.json"
     if cfg.check_only or ctx.dry_run:
         report["applied"] = False
-        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        write_json_atomic(report_path, report)
         ctx.log(f"patch check: {len(files)} file(s) would change; nothing written")
         ctx.progress(len(parsed), len(parsed), "files")
         return StepResult(
@@ -109,7 +109,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
         ctx.log(f"{f['action']} {f['path']} (+{f['added']} -{f['removed']})")
     report["applied"] = True
     report["rollback"] = str(bundle)
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(report_path, report)
     ctx.progress(len(parsed), len(parsed), "files")
     changed = [str(Path(root) / f["path"]) for f in files if f["action"] != "delete"]
     return StepResult(

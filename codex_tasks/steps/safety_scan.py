@@ -7,11 +7,11 @@ redaction hook, so nothing codex-tasks writes afterwards contains them.
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -100,7 +100,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     kept, allowed = apply_allowlist(findings, cfg.allowlist.paths, cfg.allowlist.fingerprints)
     ctx.step_dir.mkdir(parents=True, exist_ok=True)
     out = ctx.step_dir / "findings.json"
-    out.write_text(json.dumps([f.public() for f in kept], indent=2) + "\n")
+    write_json_atomic(out, [f.public() for f in kept])
     high = sum(1 for f in kept if f.severity == "high")
     for f in kept[:50]:
         ctx.log(f"{f.severity}: {f.path}:{f.line}: {f.rule}: {f.preview}")

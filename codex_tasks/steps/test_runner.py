@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.core.process import Sandbox, kill_tree, spawn
 from codex_tasks.errors import StepFailed, StepTimeout
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
@@ -137,7 +138,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
         res["coverage"] = _coverage_percent(cov_json)
     tail = res.pop("log_tail")
     out = ctx.step_dir / "test_results.json"
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    write_json_atomic(out, res)
     ctx.progress(res["total"], res["total"], "tests")
     for key in ("passed", "failed", "skipped", "errors"):
         ctx.metric(f"tests.{key}", res[key])
