@@ -176,6 +176,14 @@ def kill_tree(target: subprocess.Popen[Any] | int, *, grace: float = 3.0) -> Non
 
 def group_alive(pgid: int) -> bool:
     """True while any process of group `pgid` exists (zombies excluded)."""
+    try:
+        os.killpg(pgid, 0)  # one system call: a group with no process at all (the usual answer) ends here
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's group: it exists; whether only as zombies, /proc says
+    except OSError:
+        pass
     for pid in _pids():
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
