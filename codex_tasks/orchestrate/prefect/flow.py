@@ -120,7 +120,7 @@ class PhaseScheduler:
         self.blocked: set[str] = set()  # skipped steps that stand between a failure and its dependents
 
     def status(self, step_id: str) -> str | None:
-        return self.run.rundir.step_state(step_id).get("status")
+        return self.run.rundir.step_status(step_id)
 
     def run_phase(self, steps: list[PlannedStep]) -> None:
         pending = list(steps)
