@@ -187,7 +187,10 @@ def main() -> None:
     ap.add_argument("--spawns", type=int, default=100, help="spawns per mode in the spawn check (0: skip)")
     args = ap.parse_args()
     os.environ.pop("PREFECT_API_URL", None)
-    print(f"load average {os.getloadavg()[0]:.2f} at the start", flush=True)
+    import codex_tasks
+
+    print(f"codex_tasks from {Path(codex_tasks.__file__).parent}; "
+          f"load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     timers_per_run: list[dict[str, float]] = []
     hands: list[dict[str, float]] = []
     walls: list[tuple[float, float]] = []
