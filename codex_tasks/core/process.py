@@ -66,6 +66,12 @@ def sandbox_unavailable_reason() -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def _bwrap_path() -> str:
+    """Looked up once, as the probe above is: a PATH search per step was a dozen `stat` calls."""
+    return shutil.which("bwrap") or "bwrap"
+
+
 def sandbox_available() -> bool:
     """True when `spawn` can confine children with bubblewrap."""
     return sandbox_unavailable_reason() is None
@@ -75,7 +81,7 @@ def bwrap_argv(sandbox: Sandbox) -> list[str]:
     """The bubblewrap prefix for `sandbox` (empty for mode "none")."""
     if sandbox.mode == "none":
         return []
-    bwrap = shutil.which("bwrap") or "bwrap"
+    bwrap = _bwrap_path()
     if sandbox.mode == "pid":
         # --dev-bind keeps the host's /dev (GPUs, ptys): plain steps get no other restriction
         return [bwrap, "--dev-bind", "/", "/", "--proc", "/proc", "--unshare-pid", "--die-with-parent", "--"]
@@ -176,6 +182,14 @@ def kill_tree(target: subprocess.Popen[Any] | int, *, grace: float = 3.0) -> Non
 
 def group_alive(pgid: int) -> bool:
     """True while any process of group `pgid` exists (zombies excluded)."""
+    try:
+        os.killpg(pgid, 0)  # one system call: a group with no process at all (the usual answer) ends here
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's group: it exists; whether only as zombies, /proc says
+    except OSError:
+        pass
     for pid in _pids():
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()

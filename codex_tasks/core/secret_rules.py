@@ -222,7 +222,15 @@ def is_code_path(path: str) -> bool:
     return dot > path.rfind("/") and path[dot:].lower() in _CODE_SUFFIXES
 
 
+# Every keyword of every rule in one pattern: most text written (ids, paths, timestamps) has
+# none, and one search answers that for all rules (~1 us instead of ~40 us a string).
+_ANY_KEYWORD = re.compile("|".join(re.escape(k) for r in TOKEN_RULES for k in r.keywords))
+_ALL_KEYWORDED = all(r.keywords for r in TOKEN_RULES)  # else a rule without keywords always runs
+
+
 def _token_rules_for(text: str) -> list[SecretRule]:
+    if _ALL_KEYWORDED and not _ANY_KEYWORD.search(text):
+        return []
     return [r for r in TOKEN_RULES if not r.keywords or any(k in text for k in r.keywords)]
 
 

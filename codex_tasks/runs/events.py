@@ -19,6 +19,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,9 @@ class EventLog:
         self.run_id = run_id
         self._lock = threading.Lock()
         self.listeners: list[Any] = []  # callables receiving each event (the CLI's live printer)
+        self._fd: int | None = None  # opened on the first append, kept for the next ones
+        self._fd_pid = 0  # the process that opened it: a forked child opens its own
+        self._closer: weakref.finalize[Any, Any] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -60,29 +64,47 @@ class EventLog:
             listener(event)
         return event
 
+    def _descriptor(self) -> int:
+        """The O_APPEND descriptor of this process, opened once (an open and a close per event
+        were a third of an append's system calls); closed when the log is collected or closed."""
+        if self._fd is None or self._fd_pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd_pid = os.getpid()
+            self._closer = weakref.finalize(self, _close_quietly, self._fd)
+        return self._fd
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closer is not None:
+                self._closer()
+            self._fd, self._closer = None, None
+
     def _append_line(self, text: str) -> None:
         """Append one whole line: one write on an O_APPEND descriptor, under both locks."""
         data = (text + "\n").encode("utf-8")  # json.dumps never writes a raw newline
         with self._lock:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    raise DiskFull(self.path) from None
-                raise
-            try:
+                fd = self._descriptor()
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    data = b"\n" + data  # a torn last line (a crash or a full disk mid-write) stays alone
-                while data:  # a short write (a nearly full disk) goes on until done or ENOSPC
-                    data = data[os.write(fd, data):]
+                try:
+                    size = os.fstat(fd).st_size
+                    if size and os.pread(fd, 1, size - 1) != b"\n":
+                        data = b"\n" + data  # a torn last line (a crash or a full disk mid-write) stays alone
+                    while data:  # a short write (a nearly full disk) goes on until done or ENOSPC
+                        data = data[os.write(fd, data):]
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
                     raise DiskFull(self.path) from None
                 raise
-            finally:
-                os.close(fd)
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 class EventReader:

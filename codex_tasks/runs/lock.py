@@ -2,15 +2,18 @@
 
 `.codex/run.lock` is held with `flock` for the whole run; the kernel drops the lock when the
 holding process dies, however it dies (SIGKILL included), so a held lock always means a live run.
-Beside it, `.codex/run.lock.json` names the holder (pid, run id) and records the process group of
-every child the run spawned (through `core.process.spawn`). When a run starts and finds that
-record left by a dead run, it first ends what is still alive of it — each recorded group, and any
-process whose environment carries the dead run's `CODEX_RUN_ID` — and waits until it is gone, so
-a `--resume` never runs a step beside the same step of the killed run.
+Beside it, `.codex/run.lock.json` names the holder (pid, run id), and the lock file itself gets
+one line, the process group, for every child the run spawns (through `core.process.spawn`): an
+append to a file already open, not a rewrite (an atomic rename per step cost milliseconds). When a
+run starts and finds a holder record left by a dead run, it first ends what is still alive of it
+— each recorded group, and any process whose environment carries the dead run's `CODEX_RUN_ID` —
+and waits until it is gone, so a `--resume` never runs a step beside the same step of the killed
+run.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -21,7 +24,7 @@ from typing import IO, Any
 
 from codex_tasks.core import process
 from codex_tasks.core.files import read_json, write_json_atomic
-from codex_tasks.errors import UsageError
+from codex_tasks.errors import DiskFull, UsageError
 
 
 class WorkspaceBusy(UsageError):
@@ -31,7 +34,7 @@ class WorkspaceBusy(UsageError):
 def _reap(run_id: str, groups: list[int], *, timeout: float = 10.0) -> list[int]:
     """SIGKILL what is left of dead run `run_id`; returns the pids that were ended."""
     ended: list[int] = []
-    for pgid in groups:
+    for pgid in dict.fromkeys(g for g in groups if process.group_alive(g)):
         members = [pid for pid in process.processes_with_env("CODEX_RUN_ID", run_id) if _pgid(pid) == pgid]
         if members:  # only a group whose processes carry the run id: a reused pgid is left alone
             try:
@@ -85,11 +88,22 @@ class RunLock:
         self._fh = fh
         left = self._read_info()
         if left.get("run_id"):  # written by a run that died without releasing: end what it left
-            self.reaped = _reap(str(left["run_id"]), [int(g) for g in left.get("groups", [])])
-        self.info = {"pid": os.getpid(), "run_id": run_id, "groups": []}
+            groups = [int(g) for g in left.get("groups", [])] + self._recorded_groups()
+            self.reaped = _reap(str(left["run_id"]), groups)
+        os.ftruncate(fh.fileno(), 0)  # the groups recorded from here on are this run's
+        self.info = {"pid": os.getpid(), "run_id": run_id}
         write_json_atomic(self.info_path, self.info)
         process.spawn_listeners.append(self.record_group)
         return self
+
+    def _recorded_groups(self) -> list[int]:
+        """The process groups in the lock file, one a line (an unterminated last line is skipped;
+        `_reap` touches a group only if its processes carry the dead run's id)."""
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+        return [int(line) for line in text.split("\n")[:-1] if line.strip().isdigit()]
 
     def _read_info(self) -> dict[str, Any]:
         try:
@@ -99,13 +113,17 @@ class RunLock:
         return info if isinstance(info, dict) else {}
 
     def record_group(self, pgid: int) -> None:
-        """Remember a child's process group (called by `core.process.spawn`)."""
+        """Remember a child's process group (called by `core.process.spawn`): one line appended to
+        the lock file, which is open for the whole run (O_APPEND: one write, never interleaved)."""
         with self._mutex:
             if self._fh is None:
                 return
-            groups = [g for g in self.info["groups"] if process.group_alive(g)] + [pgid]
-            self.info["groups"] = groups
-            write_json_atomic(self.info_path, self.info)
+            try:
+                os.write(self._fh.fileno(), f"\n{pgid}\n".encode())  # a torn line before it stays alone
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise DiskFull(self.path) from None
+                raise
 
     def release(self) -> None:
         """Drop the lock; the record goes with it (nothing of this run is left to reap)."""
@@ -115,6 +133,7 @@ class RunLock:
             if self._fh is None:
                 return
             self.info_path.unlink(missing_ok=True)
+            os.ftruncate(self._fh.fileno(), 0)
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None

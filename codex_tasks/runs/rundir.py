@@ -145,6 +145,12 @@ class RunDir:
         with self._lock:
             return dict(self.state.get("steps", {}).get(step_id, {}))
 
+    def step_status(self, step_id: str) -> str | None:
+        """A step's status (no copy of its entry: the scheduler asks this for every waiting step)."""
+        with self._lock:
+            status = self.state.get("steps", {}).get(step_id, {}).get("status")
+            return None if status is None else str(status)
+
 
 def find_run(workspace: Path, ref: str | None = None) -> RunDir:
     """A run by id, folder path, or (None) the newest one in the workspace."""

@@ -60,3 +60,14 @@ def test_redaction_masks_tokens_and_assignments():
     out = redact(text)
     assert gh not in out and PW not in out and RND not in out
     assert out.count("[REDACTED]") == 3 and out.endswith("@h/db\n")
+
+
+def test_the_keyword_prefilter_lets_every_rule_with_its_keyword_run():
+    """One pattern of all keywords decides whether any rule runs: it must not skip a rule whose
+    keyword is in the text, and text without any keyword runs none (ids, paths, timestamps)."""
+    from codex_tasks.core.secret_rules import TOKEN_RULES, _token_rules_for
+
+    for rule in TOKEN_RULES:
+        for keyword in rule.keywords:
+            assert rule in _token_rules_for(f"see {keyword} here"), (rule.name, keyword)
+    assert _token_rules_for("2026-11-30T13:29:16.123+00:00 step s1 succeeded /w/.codex/runs/x") == []

@@ -120,7 +120,7 @@ class PhaseScheduler:
         self.blocked: set[str] = set()  # skipped steps that stand between a failure and its dependents
 
     def status(self, step_id: str) -> str | None:
-        return self.run.rundir.step_state(step_id).get("status")
+        return self.run.rundir.step_status(step_id)
 
     def run_phase(self, steps: list[PlannedStep]) -> None:
         pending = list(steps)
@@ -249,6 +249,14 @@ def compile_flow(
     runner: Any = task_runner or ThreadPoolTaskRunner(max_workers=max(1, max_parallel))
 
     def codex_sequence() -> Any:
+        from prefect.context import TagsContext
+
+        # The flow run carries the run's tags; its task runs none. Prefect asks the server for a
+        # concurrency slot per tag before every tagged task run (a round trip a step, ~8 ms).
+        with TagsContext(current_tags=set()):
+            return run_phases()
+
+    def run_phases() -> Any:
         from codex_tasks.orchestrate.prefect.setup import show_parameters
 
         show_parameters(run.rundir)

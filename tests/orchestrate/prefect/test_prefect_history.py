@@ -32,6 +32,9 @@ def test_parameters_are_the_flow_runs_parameters(tmp_path: Path, prefect_url: st
     assert "hush-123456" not in str(fr)
     assert not [t for t in fr["tags"] if t.startswith("param:")]
     assert "sequence:Codex tasks history" in fr["tags"]
+    # the tags are the flow run's only: a tagged task run costs a concurrency-slot request a step
+    (task_run,) = _task_runs(prefect_url, fr["id"], expect=1)
+    assert task_run["name"] == "hello" and task_run["tags"] == []
     keys = {a["key"] for a in _api(prefect_url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [fr["id"]]}}})}
     assert keys == {"codex-tasks-history", "codex-tasks-history-steps"}  # one prefix, no pickled result
 
