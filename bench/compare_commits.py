@@ -268,6 +268,9 @@ REGEX_MASKS: dict[str, list[tuple[bytes, bytes]]] = {
         (rb'((duration|elapsed|seconds|time|rate)\w*=")' + NUM, rb'\1-1'),     # junit.xml
         (rb"(?<![\w.])\d+(\.\d+)?\s?(s|ms|sec|seconds)\b", b"-1 s"),
         (rb"\| \d+\.\d+ \|", b"| -1 |"),                       # the duration column of a report
+        # how far parallel work (the audit's file chunks, in worker processes) had got when it
+        # reported: which chunk finishes first is the clock's choice
+        (rb'("done":\s*)\d+(,\s*"total":\s*\d+,\s*"unit":\s*"files")', rb"\1-1\2"),
         (rb"<td>\d+\.\d+</td>", b"<td>-1</td>"),
     ],
     MACHINE: [
@@ -308,7 +311,7 @@ INTENDED_CHANGES: tuple[Intended, ...] = (
     # training.json is one more file in the artifacts the safety scan reads
     Intended("training id", "each training has an id", RUN_RECORDS,
              ((rb"(0 finding\(s\) \(0 high\) in )\d+", rb"\1-1"), (rb'"files":\s*\d+', b'"files": -1'),
-              (rb'("step_id": "scan_artifacts", "done": )\d+(, "total": )\d+', rb"\1-1\2-1"))),
+              (rb'("step_id": "scan_artifacts", "done": )-?\d+(, "total": )\d+', rb"\1-1\2-1"))),
     Intended("MLflow run tags", "runs tagged with sequence, step id, run id and git commit",
              r"checkpoints/.*/state\.json$|mlflow\.db$",
              ((rb',?\s*"tags":\s*\{[^{}]*\}', b""),
