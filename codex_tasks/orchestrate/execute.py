@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.redact import redact
 from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed, with_hint
 from codex_tasks.orchestrate.atomic import is_atomic_task, run_atomic_task
 from codex_tasks.orchestrate.decide import decide
@@ -80,6 +81,12 @@ class Outcome:
     status: str
     error: str | None = None
     retryable: bool = False
+
+    def __post_init__(self) -> None:
+        # the error becomes a Prefect state message and a retried task's exception, which Prefect
+        # stores in its own database: through the redaction hook like every other write
+        if self.error:
+            self.error = redact(self.error)
 
 
 def hash_outputs(paths: list[str], run: RunContext) -> list[dict[str, Any]]:
