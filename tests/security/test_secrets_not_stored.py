@@ -180,3 +180,24 @@ def test_planted_secrets_are_written_nowhere(tmp_path, prefect_url):
     with zipfile.ZipFile(archive) as zf:
         assert any(n.endswith("pytest.log") for n in zf.namelist())  # the archive holds the run folder
     assert _leaks([ws, home], SECRETS, inputs) == []
+
+
+def test_serve_refuses_a_secret_it_would_store_in_the_deployment(tmp_path):
+    """`serve` keeps its --param values in the Prefect deployment (and every scheduled run shows
+    them): one that looks like a secret is refused before anything starts, exit 2, naming it."""
+    f = tmp_path / "seq.yaml"
+    f.write_text(textwrap.dedent("""\
+        title: served
+        params:
+          api_token: {default: "none"}
+        phases:
+          - id: p
+            steps:
+              - id: s
+                commands: ["echo {api_token}"]
+        """))
+    proc = run_cli("serve", str(f), "--interval", "60", "--param", f"api_token={TOKEN}", cwd=tmp_path, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "--param api_token: looks like a secret" in out and "type: secret" in out
+    assert TOKEN not in out and "Traceback" not in out
