@@ -8,6 +8,7 @@ collects it.)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -27,7 +28,7 @@ from pydantic import Field
 from codex_tasks.core.files import write_json_atomic, write_text_atomic
 from codex_tasks.core.process import Sandbox, kill_tree, spawn
 from codex_tasks.core.redact import MASK, LineRedactor, redact, registered_values
-from codex_tasks.errors import StepFailed, StepTimeout
+from codex_tasks.errors import DiskFull, StepFailed, StepTimeout
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "test"
@@ -79,22 +80,47 @@ def parse_junit(path: Path) -> dict[str, Any]:
     return res
 
 
-def _copy_redacted(stream: IO[bytes], path: Path, rename: tuple[str, str]) -> threading.Thread:
-    """Copy pytest's output to `path` line by line through the redaction hook (a private key
+class _LogPump:
+    """Copies pytest's output to `path` line by line through the redaction hook (a private key
     printed over several lines is masked line by line), in a thread; `rename`: (old, new) text,
-    so pytest's "generated xml file" line names the report, not the FIFO."""
+    so pytest's "generated xml file" line names the report, not the FIFO. A failed write (a full
+    disk) never stops the reading, which would block pytest on a full pipe: `finish` raises it."""
 
-    def pump() -> None:
+    def __init__(self, stream: IO[bytes], path: Path, rename: tuple[str, str]) -> None:
+        self.stream, self.path, self.rename = stream, path, rename
+        self.error: OSError | None = None
+        self.thread = threading.Thread(target=self._pump, name="pytest-output", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
         pem = LineRedactor()
-        with open(path, "w", encoding="utf-8") as out:
-            for raw in stream:
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n").replace(*rename)
+        try:
+            out: IO[str] | None = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            self.error, out = exc, None
+        for raw in self.stream:
+            if out is None:
+                continue  # drain: pytest must not block on a full pipe
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n").replace(*self.rename)
+            try:
                 out.write(pem.feed(line) + "\n")
                 out.flush()  # `pytest.log` is readable while the tests run
+            except OSError as exc:
+                self.error = exc
+                with contextlib.suppress(OSError):
+                    out.close()
+                out = None
+        if out is not None:
+            with contextlib.suppress(OSError):
+                out.close()
 
-    thread = threading.Thread(target=pump, name="pytest-output", daemon=True)
-    thread.start()
-    return thread
+    def finish(self) -> None:
+        """Wait for the rest of the output (the pipe closes with pytest's PID namespace)."""
+        self.thread.join(timeout=10)
+        if self.error is not None:
+            if self.error.errno == errno.ENOSPC:
+                raise DiskFull(self.path)
+            raise self.error
 
 
 class _ReportPipe:
@@ -159,7 +185,7 @@ def run_pytest(
         proc = spawn(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
                      sandbox=Sandbox("pid"))
         assert proc.stdout is not None
-        pump = _copy_redacted(proc.stdout, log_path, (str(report.path), str(junit)))
+        pump = _LogPump(proc.stdout, log_path, (str(report.path), str(junit)))
         deadline = time.monotonic() + timeout if timeout else None
         while True:
             try:
@@ -169,7 +195,7 @@ def run_pytest(
                 if (deadline and time.monotonic() > deadline) or (cancel is not None and cancel()):
                     kill_tree(proc, grace=0.0)
                     raise StepTimeout(f"pytest ran past its timeout of {timeout} s" if deadline else "cancelled") from None
-        pump.join(timeout=10)  # the rest of the output (the pipe closes with the PID namespace)
+        pump.finish()
     finally:
         report.close()
     tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:] if log_path.is_file() else ""

@@ -116,3 +116,23 @@ def test_pytest_without_a_report_fails_at_once(make_ctx, ws):
     with pytest.raises(StepFailed, match="exited with code 4 and wrote no report"):
         test_runner.run(test_runner.With(paths=["tests"], args=["--no-such-option"]), ctx)
     assert "no-such-option" in (ctx.step_dir / "pytest.log").read_text()
+
+
+def test_a_full_disk_under_pytest_log_is_reported_and_never_blocks_pytest():
+    """Writing pytest.log fails with ENOSPC (the kernel's /dev/full): the output is still drained,
+    so pytest (here, a process printing far more than a pipe holds) never blocks; then DiskFull."""
+    import subprocess
+    import sys
+
+    from codex_tasks.errors import DiskFull
+
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full on this system")
+    proc = subprocess.Popen([sys.executable, "-c", "for i in range(4000): print('x' * 200)"],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    pump = test_runner._LogPump(proc.stdout, full, ("", ""))
+    assert proc.wait(timeout=120) == 0  # 800 KB through a 64 KiB pipe: drained
+    with pytest.raises(DiskFull, match="disk full at /dev/full"):
+        pump.finish()
