@@ -14,6 +14,8 @@ import pytest
 from engine_fixtures import tiny_settings
 from safetensors.torch import load_file
 
+from codex_tasks.core import redact as redaction
+from codex_tasks.engine.config import TrainSettings
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.engine.trainer import Trainer, lr_factor
 from codex_tasks.errors import RunInterrupted, StepFailed
@@ -211,9 +213,6 @@ def test_checkpoint_state_masks_a_secret_setting_and_resume_still_works(straight
     """A secret in a setting (here MLflow's run name and a tag, as a parameter rendered into `with:`
     would put it) is masked in the checkpoint's state.json, only there: the settings read back
     still validate, and a resume with the real settings continues from that checkpoint exactly."""
-    from codex_tasks.core import redact as redaction
-    from codex_tasks.engine.config import TrainSettings
-
     secret = "s3cret-Value-in-a-setting-4471"
     out = tmp_path / "model"
     settings = tiny_settings(token_data, out, mlflow={"enabled": False, "run_name": f"run-{secret}",

@@ -4,7 +4,10 @@ masked before it is written (the store and its -wal file are searched byte for b
 from __future__ import annotations
 
 from codex_tasks.core import redact as redaction
+from codex_tasks.engine.hooks import Hooks
 from codex_tasks.engine.tracking import MlflowTracker
+from codex_tasks.engine.trainer import Trainer
+from tests.engine.engine_fixtures import prepare, tiny_settings, write_corpus
 
 SECRET = "s3cret-Value-registered-9913"
 
@@ -32,10 +35,6 @@ def test_a_real_training_keeps_a_secret_setting_out_of_every_file(tmp_path):
     a parameter rendered into `with:` would): MLflow's store (with its -wal), the artifacts, the
     checkpoints and the summary hold it nowhere; MLflow shows it masked."""
     from mlflow import MlflowClient
-
-    from codex_tasks.engine.hooks import Hooks
-    from codex_tasks.engine.trainer import Trainer
-    from tests.engine.engine_fixtures import prepare, tiny_settings, write_corpus
 
     corpus = write_corpus(tmp_path / "corpus", n_files=3)
     prepare(corpus, tmp_path / "data")

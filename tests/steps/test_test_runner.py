@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from codex_tasks.errors import StepFailed
+from codex_tasks.core import redact as redaction
+from codex_tasks.errors import DiskFull, StepFailed
 from codex_tasks.steps import test_runner
 
 # Plugins of the dev venv (textual snapshots, hypothesis...) only slow these tiny runs down.
@@ -83,8 +86,6 @@ def test_pytest_output_and_report_pass_the_redaction_hook(make_ctx, tmp_path):
     """A test that prints a token, a registered value (with characters XML escapes) and a private
     key, and fails on them: pytest.log and junit.xml (written by pytest into a pipe and a FIFO)
     hold none of them, and the report still parses."""
-    from codex_tasks.core import redact as redaction
-
     ws = tmp_path / "ws"
     (ws / "tests").mkdir(parents=True)
     (ws / "tests" / "test_leak.py").write_text(LEAKY)
@@ -121,11 +122,6 @@ def test_pytest_without_a_report_fails_at_once(make_ctx, ws):
 def test_a_full_disk_under_pytest_log_is_reported_and_never_blocks_pytest():
     """Writing pytest.log fails with ENOSPC (the kernel's /dev/full): the output is still drained,
     so pytest (here, a process printing far more than a pipe holds) never blocks; then DiskFull."""
-    import subprocess
-    import sys
-
-    from codex_tasks.errors import DiskFull
-
     full = Path("/dev/full")
     if not full.exists():
         pytest.skip("no /dev/full on this system")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
+from codex_tasks.core import redact as redaction
 from codex_tasks.orchestrate.execute import RunContext
 from codex_tasks.orchestrate.plan import Plan, PlannedPhase, PlannedStep
 from codex_tasks.orchestrate.prefect.flow import PhaseScheduler
@@ -43,12 +47,6 @@ print(redact("step printed " + sys.argv[1]))
 def test_a_run_context_sent_to_another_process_brings_the_secret_values(tmp_path: Path) -> None:
     """A Dask worker gets the run context pickled: it must mask the run's registered values (a
     `type: secret` parameter has no format the rules know) in what it writes, as the run does."""
-    import pickle
-    import subprocess
-    import sys
-
-    from codex_tasks.core import redact as redaction
-
     secret = "envSecret-For-A-Worker-7731"
     plan = Plan(title="t", params={}, phases=[], loaded=None)  # type: ignore[arg-type]
     run = RunContext(plan=plan, rundir=RunDir.create(tmp_path, "r"), workspace=tmp_path, params={}, env={})
