@@ -22,6 +22,13 @@ def register_values(values: Iterable[str]) -> None:
         _values.update(v for v in values if isinstance(v, str) and len(v) >= 4)
 
 
+def registered_values() -> list[str]:
+    """The exact values registered so far: what a child process (a torchrun rank) must be handed so
+    its own writes are redacted as this process's are (never written to disk for that)."""
+    with _lock:
+        return sorted(_values)
+
+
 def is_registered(value: str) -> bool:
     """True when `value` contains a value registered as secret (a `secret` parameter, a scan finding)."""
     with _lock:

@@ -2,13 +2,16 @@
 
 Three modules, one idea each:
 
-- **The launcher** (this module: `launch`, in the step's process): writes a spec file, starts
-  `python -m torch.distributed.run ... -m codex_tasks.engine.rank_worker SPEC` in a new session,
+- **The launcher** (this module: `launch`, in the step's process): hands the job's spec (settings,
+  tracking, the run's registered secret values) to the ranks in the environment variable
+  `CODEX_TASKS_RANK_SPEC` — never in a file: it may hold secrets — and starts
+  `python -m torch.distributed.run ... -m codex_tasks.engine.rank_worker` in a new session,
   streams its output line by line to `hooks.log`, turns rank 0's event lines (`CODEX_EVENT {json}`
   on stdout) into `hooks.progress` / `hooks.metric` / `hooks.log`, and maps the outcome: the
   summary, `RunInterrupted` (cancelled; a checkpoint was saved), or `StepFailed` with the failing
   rank's last error line.
-- **The worker** (`rank_worker.worker_main`, in every rank): reads the spec, joins the process group (gloo on
+- **The worker** (`rank_worker.worker_main`, in every rank): takes the spec out of its environment
+  (so nothing it starts inherits it), registers the secret values with its redaction hook, joins the process group (gloo on
   CPU, NCCL on CUDA) and runs `Trainer` with a `DistInfo`. Rank 0 alone prints events, writes
   checkpoints, metrics, MLflow and the final model; every rank writes `errors/rank-<r>.json` when it
   fails.
@@ -40,14 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codex_tasks.core.redact import registered_values
 from codex_tasks.engine.hooks import Hooks
-from codex_tasks.engine.rank_worker import EVENT_PREFIX
+from codex_tasks.engine.rank_worker import EVENT_PREFIX, SPEC_ENV
 from codex_tasks.errors import RunInterrupted, StepFailed
 
 if TYPE_CHECKING:
     from codex_tasks.engine.config import TrainSettings
 
-SPEC_FILE = "spec.json"
 WORKER_MODULE = "codex_tasks.engine.rank_worker"
 TERM_GRACE = 40.0  # after SIGTERM: torchrun's own shutdown timeout (30 s) plus a margin
 
@@ -84,7 +87,8 @@ def prepare(
     workdir: Path | None = None,
     entry: list[str] | None = None,
 ) -> Launch:
-    """Write the spec file and build the torchrun command (`entry` replaces `-m <worker module>`)."""
+    """Build the torchrun command and its environment, which carries the spec (`entry` replaces
+    `-m <worker module>`)."""
     spec = settings.distributed
     if spec is None:
         raise StepFailed("distributed training needs `distributed:` settings")
@@ -96,29 +100,27 @@ def prepare(
     workdir.mkdir(parents=True)
     cancel_file, error_dir = workdir / "cancel", workdir / "errors"
     port = spec.master_port or free_port(spec.master_addr)
-    (workdir / SPEC_FILE).write_text(
-        json.dumps(
-            {
-                "settings": settings.model_dump(mode="json"),
-                "run_id": run_id,
-                "run_name": run_name,
-                "tracking_uri": tracking_uri,
-                "artifact_location": str(artifact_location) if artifact_location else None,
-                "cancel_file": str(cancel_file),
-                "error_dir": str(error_dir),
-                "parent_pid": os.getpid(),
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
+    job_spec = {
+        "settings": settings.model_dump(mode="json"),
+        "run_id": run_id,
+        "run_name": run_name,
+        "tracking_uri": tracking_uri,
+        "artifact_location": str(artifact_location) if artifact_location else None,
+        "cancel_file": str(cancel_file),
+        "error_dir": str(error_dir),
+        "parent_pid": os.getpid(),
+        # the values this process redacts (secret parameters, scan findings): a rank redacts its
+        # own writes (checkpoint state, MLflow, error records) with them too
+        "secrets": registered_values(),
+    }
     cmd = [
         sys.executable, "-m", "torch.distributed.run",
         f"--nnodes={spec.nnodes}", f"--nproc-per-node={spec.nproc_per_node}", f"--node-rank={spec.node_rank}",
         f"--master-addr={spec.master_addr}", f"--master-port={port}", "--max-restarts=0",
-        *(entry or ["-m", WORKER_MODULE]), str(workdir / SPEC_FILE),
+        *(entry or ["-m", WORKER_MODULE]),
     ]  # fmt: skip
-    child_env = {**os.environ, **(env or {})}
+    # the environment, not a file: it is never on disk, and each rank removes it at its start
+    child_env = {**os.environ, **(env or {}), SPEC_ENV: json.dumps(job_spec)}
     root = str(Path(__file__).resolve().parents[2])  # so the workers import this very package
     child_env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [child_env.get("PYTHONPATH")])])
     child_env.setdefault("OMP_NUM_THREADS", str(settings.threads or 1))  # torchrun's default, without its warning
@@ -258,4 +260,4 @@ def launch(
     finally:
         import shutil
 
-        shutil.rmtree(job.workdir, ignore_errors=True)  # the spec may hold a tracking URI with credentials
+        shutil.rmtree(job.workdir, ignore_errors=True)

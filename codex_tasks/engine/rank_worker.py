@@ -1,6 +1,9 @@
-"""One rank of a distributed job: `python -m codex_tasks.engine.rank_worker SPEC` under torchrun.
+"""One rank of a distributed job: `python -m codex_tasks.engine.rank_worker` under torchrun.
 
-It reads the spec, joins the process group (gloo on CPU, NCCL on CUDA) and runs `Trainer` with a
+It takes the spec out of the environment (`CODEX_TASKS_RANK_SPEC`, set by the launcher; never a
+file, since it carries the run's secret values), registers those values with the redaction hook
+(so its checkpoint state, MLflow names, tags and params and error records are masked as the
+launching process's writes are), joins the process group (gloo on CPU, NCCL on CUDA) and runs `Trainer` with a
 `DistInfo`. Rank 0 alone prints events (`CODEX_EVENT {json}` lines on stdout, which the launcher
 in `distributed.py` turns into run events), writes checkpoints, metrics, MLflow and the final
 model; every rank writes `errors/rank-<r>.json` when it fails. Each rank checks for cancellation
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codex_tasks.core.files import write_json_atomic
+from codex_tasks.core.redact import register_values
 from codex_tasks.engine.collectives import DistInfo
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
@@ -27,6 +31,21 @@ if TYPE_CHECKING:
     from codex_tasks.engine.config import TrainSettings
 
 EVENT_PREFIX = "CODEX_EVENT "
+SPEC_ENV = "CODEX_TASKS_RANK_SPEC"  # the job's spec, JSON, handed over by the launcher (distributed.py)
+
+
+def take_spec(argv: list[str]) -> dict[str, Any]:
+    """The job's spec: out of the environment, removed from it at once (a process this rank starts
+    does not inherit it); else from a spec file named on the command line (a job started by hand)."""
+    raw = os.environ.pop(SPEC_ENV, None)
+    if raw is None:
+        if not argv:
+            raise StepFailed(f"no job spec: {SPEC_ENV} is not set and no spec file was given",
+                             hint="start distributed training through a `train` step (codex_tasks.engine.distributed)")
+        raw = Path(argv[0]).read_text(encoding="utf-8")
+    spec: dict[str, Any] = json.loads(raw)
+    register_values(spec.pop("secrets", None) or [])
+    return spec
 
 
 def _emit(kind: str, **fields: Any) -> None:
@@ -106,9 +125,14 @@ def pick_backend(settings: TrainSettings) -> str:
 
 
 def worker_main(argv: list[str] | None = None, hooks_class: type[WorkerHooks] = WorkerHooks) -> int:
-    """One rank: `python -m codex_tasks.engine.rank_worker SPEC` under torchrun. Returns the exit code."""
+    """One rank: `python -m codex_tasks.engine.rank_worker` under torchrun. Returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    try:
+        spec = take_spec(argv)
+    except (StepFailed, OSError, ValueError) as e:
+        message, hint = _one_line(e)
+        print(f"rank_worker: {message}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr, flush=True)
+        return 2
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -155,7 +179,7 @@ def worker_main(argv: list[str] | None = None, hooks_class: type[WorkerHooks] = 
         errors = Path(spec["error_dir"])
         errors.mkdir(parents=True, exist_ok=True)
         record = {"rank": rank, "time": time.time(), "message": message, "hint": hint}
-        write_json_atomic(errors / f"rank-{rank}.json", record, redacted=False, compact=True)
+        write_json_atomic(errors / f"rank-{rank}.json", record, compact=True)  # through the hook
         with contextlib.suppress(OSError):
             print(f"[rank {rank}] error: {message}", file=sys.stderr, flush=True)
             if not isinstance(e, CodexTasksError):

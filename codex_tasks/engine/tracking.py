@@ -48,6 +48,7 @@ class MlflowTracker:
             logging.getLogger(name).setLevel(logging.WARNING)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = tracking_uri
+        experiment = redact(experiment)  # MLflow stores the name too (see `start`)
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
             location = artifact_location.resolve().as_uri() if artifact_location else None

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from codex_tasks.core.files import write_json_atomic
+from codex_tasks.core.redact import redact_obj
 from codex_tasks.engine.checkpoint import newest_valid, prune_checkpoints, save_checkpoint, verify_checkpoint
 from codex_tasks.engine.collectives import DistInfo, any_rank, broadcast_object, gather_to_main
 from codex_tasks.engine.config import TrainSettings
@@ -547,7 +548,11 @@ class Trainer:
             "loss_window": self.loss_window,
             "fingerprint": self.fingerprint(),
             "training": self.training_id,
-            "settings": self.s.model_dump(mode="json"),
+            # through the redaction hook, and only the settings: a secret a parameter put in a
+            # `with:` field is masked there, while what resume matches (fingerprint, training,
+            # MLflow run id, RNG states) stays exact. Resume never reads these settings back: it
+            # trains with the step's own, whose secrets come again from the run's parameters.
+            "settings": redact_obj(self.s.model_dump(mode="json")),
             "rng": {"python": _python_rng(), "numpy": _numpy_rng()},
             "mlflow_run_id": self.tracker.run_id if self.tracker is not None else None,
             "world_size": self.dist.world_size,
@@ -581,7 +586,8 @@ class Trainer:
             "mlflow_run_id": self.tracker.run_id if self.tracker is not None else None,
             "world_size": self.dist.world_size,
         }
-        write_json_atomic(self.out / "train_summary.json", summary, redacted=False, sort_keys=True)
+        # redacted: the step copies it into the run folder as is (its paths come from `with:` fields)
+        write_json_atomic(self.out / "train_summary.json", summary, sort_keys=True)
         return summary
 
     def cleanup(self, status: str = "FINISHED") -> None:

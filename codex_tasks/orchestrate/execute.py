@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.redact import redact, register_values, registered_values
 from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed, with_hint
 from codex_tasks.orchestrate.atomic import is_atomic_task, run_atomic_task
 from codex_tasks.orchestrate.decide import decide
@@ -54,10 +55,14 @@ class RunContext:
     def __getstate__(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data.pop("cancel_event")
+        # the values the redaction hook masks travel along (in memory, as the parameters do): a
+        # Dask worker's writes (step.log, events, reports) are then masked as this process's are
+        data["_secrets"] = registered_values()
         return data
 
     def __setstate__(self, data: dict[str, Any]) -> None:
         # In another process (a Dask worker): cancel is seen through the run folder's mark.
+        register_values(data.pop("_secrets", None) or [])
         self.__dict__.update(data)
         self.cancel_event = threading.Event()
         mark = self.rundir.path / CANCEL_FILE
@@ -80,6 +85,12 @@ class Outcome:
     status: str
     error: str | None = None
     retryable: bool = False
+
+    def __post_init__(self) -> None:
+        # the error becomes a Prefect state message and a retried task's exception, which Prefect
+        # stores in its own database: through the redaction hook like every other write
+        if self.error:
+            self.error = redact(self.error)
 
 
 def hash_outputs(paths: list[str], run: RunContext) -> list[dict[str, Any]]:

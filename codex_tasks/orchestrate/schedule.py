@@ -7,12 +7,20 @@ from typing import Any
 from codex_tasks.core.names import slug
 from codex_tasks.errors import UsageError, map_exceptions
 from codex_tasks.orchestrate.prepare import prepare_run
+from codex_tasks.render.params import looks_secret
 
 
 def serve(file: str, *, cron: str | None, interval: float | None, params: list[str], name: str | None,
           workspace: str | None, max_parallel: int = 4) -> int:
     """Serve `file` on its schedule until SIGTERM/SIGINT (flow.serve: no work pool needed)."""
     prepared = prepare_run(file, params, workspace)  # bad input stops here, exit 2
+    for given in params:
+        # the deployment stores its parameters in Prefect's database, and every scheduled run's
+        # flow run shows them: a value that looks like a secret is refused, not stored
+        name, _, value = given.partition("=")
+        if looks_secret(name, value):
+            raise UsageError(f"--param {name}: looks like a secret, and `serve` would store it in the Prefect deployment",
+                             hint=f"declare {name} `type: secret` and export it in the environment of `codex-tasks serve`")
     path, loaded, ws = prepared.file, prepared.loaded, str(prepared.workspace)
     if cron is None and interval is None and loaded.spec.schedule is not None:
         cron, interval = loaded.spec.schedule.cron, loaded.spec.schedule.interval

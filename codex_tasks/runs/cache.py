@@ -34,7 +34,9 @@ class CacheIndex:
 
         self.entries.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.entries / f"{fingerprint}.lock"), timeout=60):
-            write_json_atomic(self.entries / f"{fingerprint}.json", entry, redacted=False)
+            # through the redaction hook: a step's summary and output paths may carry what a secret
+            # parameter put in its `with:` fields (one small write per step, unlike state.json)
+            write_json_atomic(self.entries / f"{fingerprint}.json", entry)
         try:
             os.unlink(self.entries / f"{fingerprint}.lock")
         except OSError:

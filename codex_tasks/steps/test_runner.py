@@ -1,24 +1,34 @@
 """`test`: run pytest in the workspace with a JUnit XML report; summarise it in `test_results.json`.
 
-(The module is not called `test.py` so pytest never collects it.)
+pytest writes nothing of its own into the run folder: its output reaches `pytest.log` through a
+pipe and its JUnit report through a FIFO, both read here and written through the redaction hook,
+since a test may print (or fail on) a secret. (The module is not called `test.py` so pytest never
+collects it.)
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
+from html import escape
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import Field
 
-from codex_tasks.core.files import write_json_atomic
+from codex_tasks.core.files import write_json_atomic, write_text_atomic
 from codex_tasks.core.process import Sandbox, kill_tree, spawn
-from codex_tasks.errors import StepFailed, StepTimeout
+from codex_tasks.core.redact import MASK, LineRedactor, redact, registered_values
+from codex_tasks.errors import DiskFull, StepFailed, StepTimeout
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "test"
@@ -70,20 +80,112 @@ def parse_junit(path: Path) -> dict[str, Any]:
     return res
 
 
+class _LogPump:
+    """Copies pytest's output to `path` line by line through the redaction hook (a private key
+    printed over several lines is masked line by line), in a thread; `rename`: (old, new) text,
+    so pytest's "generated xml file" line names the report, not the FIFO. A failed write (a full
+    disk) never stops the reading, which would block pytest on a full pipe: `finish` raises it."""
+
+    def __init__(self, stream: IO[bytes], path: Path, rename: tuple[str, str]) -> None:
+        self.stream, self.path, self.rename = stream, path, rename
+        self.error: OSError | None = None
+        self.thread = threading.Thread(target=self._pump, name="pytest-output", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        pem = LineRedactor()
+        try:
+            out: IO[str] | None = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            self.error, out = exc, None
+        for raw in self.stream:
+            if out is None:
+                continue  # drain: pytest must not block on a full pipe
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n").replace(*self.rename)
+            try:
+                out.write(pem.feed(line) + "\n")
+                out.flush()  # `pytest.log` is readable while the tests run
+            except OSError as exc:
+                self.error = exc
+                with contextlib.suppress(OSError):
+                    out.close()
+                out = None
+        if out is not None:
+            with contextlib.suppress(OSError):
+                out.close()
+
+    def finish(self) -> None:
+        """Wait for the rest of the output (the pipe closes with pytest's PID namespace)."""
+        self.thread.join(timeout=10)
+        if self.error is not None:
+            if self.error.errno == errno.ENOSPC:
+                raise DiskFull(self.path)
+            raise self.error
+
+
+class _ReportPipe:
+    """A FIFO that pytest writes its JUnit report into; read into memory here, so the report
+    reaches the disk only through the redaction hook (`save`)."""
+
+    def __init__(self) -> None:
+        # in a private temp folder, not the run folder: a FIFO left by a killed run there would
+        # block whatever reads every file of it (an archive)
+        self.folder = Path(tempfile.mkdtemp(prefix="codex-tasks-junit-"))
+        self.path = self.folder / "junit.xml"
+        os.mkfifo(self.path, 0o600)
+        self.data = b""
+        self.thread = threading.Thread(target=self._read, name="pytest-junit", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        with open(self.path, "rb") as fh:  # blocks until pytest opens it to write its report
+            self.data = fh.read()
+
+    def close(self) -> None:
+        """After pytest ended: release a reader still waiting (pytest wrote no report), remove the FIFO."""
+        while self.thread.is_alive():
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:  # ENXIO: the reader is not (yet, or any more) in its open()
+                if exc.errno != errno.ENXIO:
+                    raise
+            else:
+                os.close(fd)  # the reader's open() returns and reads an empty report
+            self.thread.join(timeout=0.05)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def save(self, path: Path) -> bool:
+        """Write the report to `path` through the redaction hook; False when pytest wrote none."""
+        if not self.data:
+            return False
+        text = redact(self.data.decode("utf-8", errors="replace"))
+        for value in registered_values():  # as XML escapes it, in text and in attributes
+            for form in {escape(value, quote=False), escape(value)} - {value}:
+                text = text.replace(form, MASK)
+        write_text_atomic(path, text, redacted=False)
+        return True
+
+
 def run_pytest(
     cwd: Path, report_dir: Path, paths: list[str], args: list[str], *, python: str | None = None,
     timeout: float | None = None, env: dict[str, str] | None = None, log: Any = None, cancel: Any = None,
 ) -> dict[str, Any]:
-    """Run pytest in `cwd`; returns the parsed results plus `exit_code`. Writes junit.xml and pytest.log."""
+    """Run pytest in `cwd`; returns the parsed results plus `exit_code`. Writes junit.xml and
+    pytest.log, both through the redaction hook (see the module docstring)."""
     report_dir.mkdir(parents=True, exist_ok=True)
     junit = report_dir / "junit.xml"
     junit.unlink(missing_ok=True)
-    cmd = [python or sys.executable, "-m", "pytest", f"--junitxml={junit}", "-p", "no:cacheprovider", *args, *paths]
+    report = _ReportPipe()
+    cmd = [python or sys.executable, "-m", "pytest", f"--junitxml={report.path}", "-p", "no:cacheprovider",
+           *args, *paths]
     log_path = report_dir / "pytest.log"
     full_env = {**os.environ, **(env or {}), "PYTHONDONTWRITEBYTECODE": "1"}
-    with open(log_path, "w", encoding="utf-8") as out:
+    try:
         # a PID namespace that dies with the run (core/process.py): no test process outlives it
-        proc = spawn(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=full_env, sandbox=Sandbox("pid"))
+        proc = spawn(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
+                     sandbox=Sandbox("pid"))
+        assert proc.stdout is not None
+        pump = _LogPump(proc.stdout, log_path, (str(report.path), str(junit)))
         deadline = time.monotonic() + timeout if timeout else None
         while True:
             try:
@@ -93,16 +195,20 @@ def run_pytest(
                 if (deadline and time.monotonic() > deadline) or (cancel is not None and cancel()):
                     kill_tree(proc, grace=0.0)
                     raise StepTimeout(f"pytest ran past its timeout of {timeout} s" if deadline else "cancelled") from None
-    tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+        pump.finish()
+    finally:
+        report.close()
+    tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:] if log_path.is_file() else ""
+    saved = report.save(junit)
     if proc.returncode == 5:  # no tests collected
         results: dict[str, Any] = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0, "total": 0,
                                    "duration_s": 0.0, "failing": [], "durations": []}
-    elif junit.is_file():
+    elif saved:
         results = parse_junit(junit)
     else:
         raise StepFailed(f"pytest exited with code {proc.returncode} and wrote no report", context=tail)
     results["exit_code"] = proc.returncode
-    results["command"] = cmd
+    results["command"] = [f"--junitxml={junit}" if a == f"--junitxml={report.path}" else a for a in cmd]
     results["log_tail"] = tail
     if log:
         for line in tail.splitlines()[-5:]:

@@ -12,8 +12,10 @@ import pytest
 from engine_fixtures import tiny_settings
 from safetensors.torch import load_file
 
+from codex_tasks.core import redact as redaction
 from codex_tasks.engine.distributed import failure_reason, kill_tree, launch, prepare
 from codex_tasks.engine.hooks import Hooks
+from codex_tasks.engine.rank_worker import SPEC_ENV
 from codex_tasks.engine.trainer import Trainer
 
 pytestmark = pytest.mark.slow  # each torchrun start imports torch + transformers in every rank (~10 s)
@@ -143,3 +145,53 @@ def test_failure_reason_names_the_first_failing_rank(tmp_path):
     tail = ["stuff", "torch.distributed.DistNetworkError: The server socket has failed to listen", "  more"]
     message, _ = failure_reason(tmp_path / "none", tail, 1)
     assert message == "torchrun exited with code 1: torch.distributed.DistNetworkError: The server socket has failed to listen"
+
+
+SECRET = "s3cret-Handed-To-Ranks-5521"  # no provider format: only the registered value masks it
+
+SPEC_PROBE = """
+import os, subprocess, sys
+from codex_tasks.core.redact import redact
+from codex_tasks.engine.rank_worker import take_spec
+
+spec = take_spec(sys.argv[1:])
+inherited = subprocess.run([sys.executable, "-c", "import os; print(os.environ.get({env!r}))"],
+                           capture_output=True, text=True).stdout.strip()
+if os.environ.get("RANK") == "0":
+    print("PROBE", spec["run_id"], redact("x {secret} y"), "child sees", inherited, flush=True)
+"""
+
+
+def test_the_spec_reaches_the_ranks_in_memory_with_the_secret_values(token_data, tmp_path):
+    """The spec, with the run's registered values, is no file; each rank takes it out of its
+    environment (a process it starts does not see it) and masks with those values."""
+    redaction.register_values([SECRET])
+    try:
+        s = ddp_settings(token_data, tmp_path / "model")
+        job = prepare(s, run_id="probe", workdir=tmp_path / "job")
+        assert SECRET in job.env[SPEC_ENV]
+        assert not any(SECRET.encode() in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+        script = tmp_path / "probe.py"
+        script.write_text(SPEC_PROBE.format(env=SPEC_ENV, secret=SECRET))
+        hooks = Recorder()
+        launch(s, hooks, run_id="probe", workdir=tmp_path / "job", entry=[str(script)])
+    finally:
+        redaction.clear_values()
+    assert "PROBE probe x [REDACTED] y child sees None" in hooks.lines
+
+
+def test_ranks_write_checkpoints_through_the_hook(token_data, tmp_path):
+    """A real DDP training with a secret in a setting: rank 0's checkpoint state masks it, and no
+    byte the job wrote holds it."""
+    out = tmp_path / "model"
+    s = settings(token_data, out, batch_size=2, max_steps=2, distributed={"nproc_per_node": 2},
+                 mlflow={"enabled": False, "run_name": f"run-{SECRET}"})
+    redaction.register_values([SECRET])
+    try:
+        summary = launch(s, Recorder(), run_id="secret")
+    finally:
+        redaction.clear_values()
+    assert summary["steps"] == 2
+    state = json.loads((out / "checkpoints" / "step-00000002" / "state.json").read_text())
+    assert state["settings"]["mlflow"]["run_name"] == "run-[REDACTED]"
+    assert not any(SECRET.encode() in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())

@@ -14,6 +14,8 @@ import pytest
 from engine_fixtures import tiny_settings
 from safetensors.torch import load_file
 
+from codex_tasks.core import redact as redaction
+from codex_tasks.engine.config import TrainSettings
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.engine.trainer import Trainer, lr_factor
 from codex_tasks.errors import RunInterrupted, StepFailed
@@ -205,3 +207,29 @@ def test_lr_schedules():
     assert lr_factor(0, 2, 10, "cosine") == 0.5 and lr_factor(1, 2, 10, "linear") == 1.0
     assert lr_factor(10, 2, 10, "linear") == 0.0 and lr_factor(10, 2, 10, "cosine") == pytest.approx(0.0)
     assert lr_factor(7, 0, 10, "constant") == 1.0
+
+
+def test_checkpoint_state_masks_a_secret_setting_and_resume_still_works(straight, token_data, tmp_path):
+    """A secret in a setting (here MLflow's run name and a tag, as a parameter rendered into `with:`
+    would put it) is masked in the checkpoint's state.json, only there: the settings read back
+    still validate, and a resume with the real settings continues from that checkpoint exactly."""
+    secret = "s3cret-Value-in-a-setting-4471"
+    out = tmp_path / "model"
+    settings = tiny_settings(token_data, out, mlflow={"enabled": False, "run_name": f"run-{secret}",
+                                                      "tags": {"owner": secret}})
+    redaction.register_values([secret])
+    try:
+        with pytest.raises(RunInterrupted):
+            Trainer(settings, Recorder(stop_after=7)).run()
+        state = json.loads((out / "checkpoints" / "step-00000007" / "state.json").read_text())
+        written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+        assert secret.encode() not in written
+        read_back = TrainSettings.model_validate(state["settings"])
+        assert read_back.mlflow.run_name == "run-[REDACTED]" and read_back.mlflow.tags == {"owner": "[REDACTED]"}
+        assert read_back.model_dump(exclude={"mlflow"}) == settings.model_dump(exclude={"mlflow"})  # only there
+        summary = Trainer(settings, Recorder()).run()
+    finally:
+        redaction.clear_values()
+    assert summary["resumed_from"] == "step-00000007" and summary["steps_this_attempt"] == 13
+    assert_bitwise_equal(final_weights(out), final_weights(straight[0]))
+    assert secret.encode() not in b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())

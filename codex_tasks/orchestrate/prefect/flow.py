@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from codex_tasks.core.names import slug
+from codex_tasks.core.redact import redact
 from codex_tasks.errors import StepFailed, StepsFailed
 from codex_tasks.orchestrate.execute import OK_STATUSES, Outcome, RunContext, execute_step, record_not_run
 from codex_tasks.orchestrate.plan import PlannedStep
@@ -102,10 +103,10 @@ def log_failure(step: PlannedStep, run: RunContext, tail: int = 20) -> None:
                 break
     log = run.rundir.step_dir(step.id) / "step.log"
     lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-tail:] if log.is_file() else []
-    logger = get_run_logger()
-    logger.error(block or f"step {step.id} failed")
+    logger = get_run_logger()  # Prefect stores its logs in its database: through the redaction hook
+    logger.error(redact(block or f"step {step.id} failed"))
     if lines:
-        logger.error(f"last {len(lines)} line(s) of {step.id}'s output:\n" + "\n".join(lines))
+        logger.error(redact(f"last {len(lines)} line(s) of {step.id}'s output:\n" + "\n".join(lines)))
 
 
 class PhaseScheduler:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from codex_tasks.core.names import slug
+from codex_tasks.core.redact import redact_obj
 from codex_tasks.runs.report import artifact_markdown
 from codex_tasks.runs.rundir import RunDir
 
@@ -88,7 +89,10 @@ def report_artifacts(rd: RunDir, summary: dict[str, Any]) -> list[dict[str, Any]
     rows = [{"step": r["id"], "phase": r.get("phase_id"), "kind": r.get("kind"), "status": r["status"],
              "duration_s": r.get("duration"), "note": (r.get("error") or r.get("note") or "")[:120]}
             for r in summary["steps"]]
-    return [
+    # Prefect stores artifacts in its own database: through the redaction hook (the report and the
+    # state it is built from already are; this keeps it so if either ever is not)
+    artifacts: list[dict[str, Any]] = redact_obj([
         {"key": key, "type": "markdown", "data": report, "description": f"codex-tasks report of run {rd.run_id}"},
         {"key": f"{key}-steps", "type": "table", "data": rows, "description": f"step results of run {rd.run_id}"},
-    ]
+    ])
+    return artifacts

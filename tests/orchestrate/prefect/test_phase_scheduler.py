@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
+from codex_tasks.core import redact as redaction
 from codex_tasks.orchestrate.execute import RunContext
 from codex_tasks.orchestrate.plan import Plan, PlannedPhase, PlannedStep
 from codex_tasks.orchestrate.prefect.flow import PhaseScheduler
@@ -30,3 +34,26 @@ def test_a_step_waiting_on_a_step_that_never_runs_fails_instead_of_spinning(tmp_
     assert state["status"] == "failed"
     assert "ghost (never started)" in state["error"]
     assert stop == {"stopped": True, "by": "late"}
+
+
+UNPICKLE = """
+import pickle, sys
+from codex_tasks.core.redact import redact
+run = pickle.loads(sys.stdin.buffer.read())
+print(redact("step printed " + sys.argv[1]))
+"""
+
+
+def test_a_run_context_sent_to_another_process_brings_the_secret_values(tmp_path: Path) -> None:
+    """A Dask worker gets the run context pickled: it must mask the run's registered values (a
+    `type: secret` parameter has no format the rules know) in what it writes, as the run does."""
+    secret = "envSecret-For-A-Worker-7731"
+    plan = Plan(title="t", params={}, phases=[], loaded=None)  # type: ignore[arg-type]
+    run = RunContext(plan=plan, rundir=RunDir.create(tmp_path, "r"), workspace=tmp_path, params={}, env={})
+    redaction.register_values([secret])
+    try:
+        blob = pickle.dumps(run)
+    finally:
+        redaction.clear_values()
+    out = subprocess.run([sys.executable, "-c", UNPICKLE, secret], input=blob, capture_output=True, check=True)
+    assert out.stdout.decode().strip() == "step printed [REDACTED]"
