@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_tasks.core.files import sha256_file
+from codex_tasks.core.process import is_alive
 
 MANIFEST = "checksums.json"
 STATE = "state.json"
@@ -198,14 +199,7 @@ def _stale_tmp_dirs(root: Path) -> list[Path]:
         if not m:
             continue
         pid = int(m.group(1))
-        alive = True
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            pass
-        if not alive or pid == os.getpid():
+        if not is_alive(pid) or pid == os.getpid():
             stale.append(p)
     return stale
 

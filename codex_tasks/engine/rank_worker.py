@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codex_tasks.core.files import write_json_atomic
+from codex_tasks.core.process import is_alive
 from codex_tasks.engine.collectives import DistInfo
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
@@ -74,19 +75,9 @@ class WorkerHooks(Hooks):
             return True
         if self.cancel_file is not None and self.cancel_file.exists():
             self.cancel_event.set()
-        elif self.parent_pid is not None and not _alive(self.parent_pid):
+        elif self.parent_pid is not None and not is_alive(self.parent_pid):
             self.cancel_event.set()
         return self.cancel_event.is_set()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _one_line(e: BaseException) -> tuple[str, str | None]:
