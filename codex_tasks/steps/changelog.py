@@ -7,13 +7,12 @@ The entry is rendered from `templates/changelog_entry.md.j2` (or `template`) wit
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field
 
-from codex_tasks.core.files import write_json_atomic
+from codex_tasks.core.files import sha256_file, write_json_atomic
 from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -85,7 +84,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
         p = ctx.resolve(rel)
         if not p.is_file():
             raise StepFailed(f"artifact not found: {rel}")
-        artifacts.append({"path": rel, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
+        artifacts.append({"path": rel, "sha256": sha256_file(p)})
     data: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "title": cfg.title or _title(ctx),

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.core.process import is_alive
 from codex_tasks.errors import ServerError
 
@@ -164,9 +165,7 @@ def start() -> dict[str, Any]:
     )
     log.close()
     state = {"pid": proc.pid, "port": port, "url": url, "home": str(home), "started": time.time()}
-    tmp = state_file().with_suffix(".tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, state_file())
+    write_json_atomic(state_file(), state)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
