@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from codex_tasks.core.files import write_json_atomic
 from codex_tasks.core.process import is_alive
 from codex_tasks.engine.collectives import DistInfo
+from codex_tasks.engine.config import TrainSettings
 from codex_tasks.engine.hooks import Hooks
+from codex_tasks.engine.trainer import Trainer
 from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
 
 if TYPE_CHECKING:
@@ -110,9 +112,6 @@ def worker_main(argv: list[str] | None = None, hooks_class: type[WorkerHooks] = 
     try:
         import torch
         import torch.distributed as tdist
-
-        from codex_tasks.engine.config import TrainSettings
-        from codex_tasks.engine.trainer import Trainer
 
         settings = TrainSettings.model_validate(spec["settings"])
         backend = pick_backend(settings)

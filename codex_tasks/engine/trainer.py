@@ -27,13 +27,26 @@ from typing import Any
 import numpy as np
 
 from codex_tasks.core.files import write_json_atomic
-from codex_tasks.engine.checkpoint import newest_valid, prune_checkpoints, save_checkpoint, verify_checkpoint
+from codex_tasks.engine.checkpoint import (
+    current_training,
+    list_checkpoints,
+    newest_valid,
+    of_training,
+    prune_checkpoints,
+    save_checkpoint,
+    start_training,
+    verify_checkpoint,
+)
 from codex_tasks.engine.collectives import DistInfo, any_rank, broadcast_object, gather_to_main
 from codex_tasks.engine.config import TrainSettings
 from codex_tasks.engine.data import BlockSampler, TokenData, n_blocks
+from codex_tasks.engine.evaluation import evaluate_model
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.engine.metrics import MetricsLog
-from codex_tasks.engine.tracking import mlflow_key
+from codex_tasks.engine.model import apply_lora, build_model, pick_device, save_final
+from codex_tasks.engine.system import SystemSampler
+from codex_tasks.engine.tokenizer import find_tokenizer_file
+from codex_tasks.engine.tracking import MlflowTracker, mlflow_key
 from codex_tasks.errors import RunInterrupted, StepFailed
 
 DEFAULT_MAX_STEPS = 200
@@ -177,9 +190,7 @@ class Trainer:
         import torch
 
         s = self.s
-        if s.device == "cuda" and not torch.cuda.is_available():
-            raise StepFailed("device is cuda but no CUDA GPU is available", hint="use device: auto or cpu")
-        device = torch.device("cuda" if s.device != "cpu" and torch.cuda.is_available() else "cpu")
+        device = pick_device(s.device)
         if device.type == "cuda" and self.dist.world_size > 1:
             device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(device)
@@ -202,8 +213,6 @@ class Trainer:
     def _setup_data(self) -> tuple[TokenData, int, Any, Any, BlockSampler, Path | None, int]:
         """(data, block size, train tokens, eval tokens or None, the batch sampler, the tokenizer
         file, the number of steps)."""
-        from codex_tasks.engine.tokenizer import find_tokenizer_file
-
         s = self.s
         data = TokenData.open(Path(s.data))
         block_size = int(s.block_size or data.meta.get("block_size") or 128)
@@ -227,8 +236,6 @@ class Trainer:
 
     def _setup_model(self) -> Any:
         """The model (a LoRA-wrapped one with `lora:`), on the device, in training mode."""
-        from codex_tasks.engine.model import apply_lora, build_model
-
         s = self.s
         seed_everything(s.seed)
         path = Path(s.model.path) if s.model.path else None
@@ -295,8 +302,6 @@ class Trainer:
             self.resumed_from = path.name
 
     def _choose_and_load(self) -> None:
-        from codex_tasks.engine.checkpoint import current_training, of_training, start_training
-
         s = self.s
         fp = self.fingerprint()
         ckpt = None
@@ -314,7 +319,6 @@ class Trainer:
             reason = verify_checkpoint(path) if path.is_dir() else "not a folder"
             if reason:
                 raise StepFailed(f"cannot resume from {path}: {reason}")
-            from codex_tasks.engine.checkpoint import list_checkpoints
 
             ckpt = next((c for c in list_checkpoints(path.parent) if c.path == path), None)
         if ckpt is None:
@@ -378,15 +382,11 @@ class Trainer:
     def _setup_tracking(self) -> tuple[Any, Any]:
         """(the MLflow tracker or None, the system-metrics sampler or None): rank 0 alone tracks,
         samples and writes metrics."""
-        from codex_tasks.engine.system import SystemSampler
-
         s = self.s
         if not self.is_main:
             return None, None
         tracker = None
         if s.mlflow.enabled and self.tracking_uri:
-            from codex_tasks.engine.tracking import MlflowTracker
-
             # also on self at once: `cleanup` ends a started MLflow run even if what follows fails
             tracker = self.tracker = MlflowTracker(self.tracking_uri, s.mlflow.experiment, self.artifact_location)
             params = {
@@ -419,8 +419,6 @@ class Trainer:
             self.tracker.metric(mlflow_key(split, name), value, step)
 
     def evaluate(self) -> dict[str, float]:
-        from codex_tasks.engine.evaluation import evaluate_model
-
         assert self.eval_tokens is not None
         result = evaluate_model(self.model, self.eval_tokens, self.block_size, self.s.batch_size, self.device,
                                 self.s.eval_batches, self.autocast)
@@ -560,8 +558,6 @@ class Trainer:
         return path
 
     def _finish(self, last_eval: dict[str, float], rates: list[float], seconds: float, start_step: int) -> dict[str, Any]:
-        from codex_tasks.engine.model import save_final
-
         if not self.is_main:
             return {"steps": self.step, "rank": self.dist.rank, "resumed_from": self.resumed_from}
         written = save_final(self.model, self.out, self.s.lora, self.tokenizer_file)
