@@ -15,6 +15,7 @@ from codex_tasks.errors import SpecError, SpecErrors
 from codex_tasks.sequence.checks import check_references
 from codex_tasks.sequence.models import Phase, Sequence
 from codex_tasks.sequence.origins import LoadedSequence, Origin, locate, pydantic_errors
+from codex_tasks.sequence.shapes import convert
 from codex_tasks.sequence.yaml_loader import Positions, load_yaml_with_positions
 
 __all__ = ["LoadedSequence", "Origin", "check_references", "load_sequence", "pydantic_errors", "read_sequence_file"]
@@ -49,7 +50,6 @@ def load_sequence(file: str | Path, *, _seen: tuple[Path, ...] = ()) -> LoadedSe
     """Load, validate and check references; raise `SpecErrors` listing every problem found."""
     path = Path(file)
     text, data, pos = read_sequence_file(path)
-    from codex_tasks.sequence.shapes import convert
 
     original = pos
     converted = convert(data, pos)
