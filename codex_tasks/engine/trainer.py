@@ -24,8 +24,6 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from codex_tasks.core.files import write_json_atomic
 from codex_tasks.engine.checkpoint import (
     current_training,
@@ -70,6 +68,7 @@ def lr_factor(step: int, warmup: int, total: int, scheduler: str) -> float:
 
 
 def seed_everything(seed: int) -> None:
+    import numpy as np
     import torch
 
     random.seed(seed)
@@ -83,6 +82,8 @@ def _python_rng() -> list[Any]:
 
 
 def _numpy_rng() -> list[Any]:
+    import numpy as np
+
     state: Any = np.random.get_state()
     name, keys, pos, has_gauss, cached = state
     return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
@@ -94,6 +95,8 @@ def _set_python_rng(state: list[Any]) -> None:
 
 
 def _set_numpy_rng(state: list[Any]) -> None:
+    import numpy as np
+
     name, keys, pos, has_gauss, cached = state
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
@@ -558,6 +561,8 @@ class Trainer:
         return path
 
     def _finish(self, last_eval: dict[str, float], rates: list[float], seconds: float, start_step: int) -> dict[str, Any]:
+        import numpy as np
+
         if not self.is_main:
             return {"steps": self.step, "rank": self.dist.rank, "resumed_from": self.resumed_from}
         written = save_final(self.model, self.out, self.s.lora, self.tokenizer_file)
