@@ -13,7 +13,10 @@ from typing import Any
 from pydantic import Field
 
 from codex_tasks.core.files import sha256_file, write_json_atomic
+from codex_tasks.core.redact import redact
+from codex_tasks.core.resources import template_path
 from codex_tasks.errors import StepFailed
+from codex_tasks.runs.events import read_events
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "changelog"
@@ -33,8 +36,6 @@ class With(WithModel):
 
 def step_statuses(ctx: StepContext) -> list[dict[str, str]]:
     """The latest status of each step of this run (from events.ndjson), in first-seen order."""
-    from codex_tasks.runs.events import read_events
-
     order: dict[str, dict[str, str]] = {}
     path = ctx.run_dir / "events.ndjson"
     if not path.is_file():
@@ -72,9 +73,6 @@ def _title(ctx: StepContext) -> str:
 def run(cfg: With, ctx: StepContext) -> StepResult:
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
-
-    from codex_tasks.core.redact import redact
-    from codex_tasks.core.resources import template_path
 
     tpl_path = ctx.resolve(cfg.template) if cfg.template else template_path("changelog_entry.md.j2")
     if not tpl_path.is_file():
