@@ -13,10 +13,13 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from codex_tasks.errors import StepFailed
+from codex_tasks.repo.patch_write import rollback_bundle
+from codex_tasks.steps import agent
+from codex_tasks.steps.agent_apply import apply_change
 from codex_tasks.steps.base import StepContext, StepResult
 
 if TYPE_CHECKING:
-    from codex_tasks.orchestrate.execute import RunContext
+    from codex_tasks.orchestrate.context import RunContext
     from codex_tasks.orchestrate.plan import PlannedStep
 
 SNIPPET = 2000
@@ -29,10 +32,6 @@ def is_atomic_task(step: PlannedStep, run: RunContext) -> bool:
 
 def run_atomic_task(step: PlannedStep, run: RunContext, ctx: StepContext) -> StepResult:
     """Agent in a scratch copy (nothing applied) -> patchset check -> apply -> validation -> rollback on failure."""
-    from codex_tasks.repo.patch_write import rollback_bundle
-    from codex_tasks.steps import agent
-    from codex_tasks.steps.agent_apply import apply_change
-
     assert run.agent_command is not None
     cfg = agent.config_for_agent(run.agent_command, apply=False, unsandboxed=run.unsandboxed_agents)
     result = agent.run(cfg, ctx)

@@ -17,6 +17,7 @@ from codex_tasks.core.process import is_alive
 from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
 from codex_tasks.orchestrate.bindings import output_errors
+from codex_tasks.orchestrate.legacy_params import apply_aliases, root_workspace
 from codex_tasks.orchestrate.options import RunOptions
 from codex_tasks.orchestrate.plan import Plan, build_plan, check_placeholders
 from codex_tasks.render.params import declared_names, parse_cli_params, resolve_params, restore_stored
@@ -75,7 +76,6 @@ def prepare_run(
         if errors:
             raise SpecErrors(errors)
     cli = parse_cli_params(params or [])
-    from codex_tasks.orchestrate.legacy_params import apply_aliases, root_workspace
 
     ws = Path(workspace or root_workspace(loaded, cli) or os.getcwd()).resolve()  # legacy `root` is the workspace
     if not ws.is_dir():

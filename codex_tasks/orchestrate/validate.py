@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, ParamError, SpecError, SpecErrors
 from codex_tasks.orchestrate.bindings import output_warnings
+from codex_tasks.orchestrate.legacy_params import related_warnings
 from codex_tasks.orchestrate.prepare import prepare_run
+from codex_tasks.sequence.load import load_sequence
 
 
 def validate_file(file: str, params: list[str] | None = None, *, strict: bool = False, bind: bool = True,
@@ -24,8 +27,6 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
     except CodexTasksError as exc:
         return [SpecError(exc.message, file=file, hint=exc.hint)], ""
     if warnings is not None:
-        from codex_tasks.orchestrate.legacy_params import related_warnings
-
         warnings.extend(prepared.loaded.warnings + related_warnings(prepared.loaded) + output_warnings(prepared.plan))
     spec = prepared.loaded.spec
     n_steps = sum(len(p.steps) for p in spec.phases)
@@ -35,9 +36,6 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
 def _at_declaration(file: str, exc: ParamError) -> SpecError:
     """A parameter error located at the parameter's declaration (`params` or `cli_parameters`)."""
     if exc.param:
-        from codex_tasks.core.resources import resolve_sequence_ref
-        from codex_tasks.sequence.load import load_sequence
-
         origin = load_sequence(resolve_sequence_ref(file)).origin
         for section in ("params", "cli_parameters"):
             path = origin.base + (section, exc.param)

@@ -13,6 +13,8 @@ import sys
 from prefect import flow
 
 from codex_tasks.errors import RunFailed
+from codex_tasks.orchestrate.options import RunOptions
+from codex_tasks.orchestrate.runner import run_sequence
 from codex_tasks.runs.rundir import RunDir
 
 
@@ -36,9 +38,6 @@ def _name_by_run_id(rd: RunDir) -> None:
 def codex_sequence(file: str, params: list[str] | None = None, workspace: str | None = None,
                    max_parallel: int = 4) -> str:
     """Run a codex-tasks sequence; fails when a step fails."""
-    from codex_tasks.orchestrate.options import RunOptions
-    from codex_tasks.orchestrate.runner import run_sequence
-
     result = run_sequence(RunOptions(file=file, params=list(params or []), workspace=workspace,
                                      max_parallel=max_parallel, quiet=True, on_started=_name_by_run_id))
     run_id = result.rundir.run_id if result.rundir else "?"

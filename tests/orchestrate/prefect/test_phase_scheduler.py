@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from codex_tasks.orchestrate.execute import RunContext
+from codex_tasks.orchestrate.context import RunContext
 from codex_tasks.orchestrate.plan import Plan, PlannedPhase, PlannedStep
 from codex_tasks.orchestrate.prefect.flow import PhaseScheduler
 from codex_tasks.runs.rundir import RunDir
