@@ -17,7 +17,7 @@ from codex_tasks.orchestrate.legacy_params import test_settings
 from codex_tasks.orchestrate.plan import PlannedStep
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.hashing import deps_hash
-from codex_tasks.steps import agent, load_kind
+from codex_tasks.steps import load_kind
 from codex_tasks.steps.base import StepContext, kind_deps
 
 if TYPE_CHECKING:
@@ -134,7 +134,8 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
     cfg = step.config if step.config is not None else module.With()
     if step.manual:
         # `run --agent`: a description-only step goes to the coding agent (scratch tree, gated patch)
-        module, cfg = agent, agent.config_for_agent(str(run.agent_command), unsandboxed=run.unsandboxed_agents)
+        module = load_kind("agent")
+        cfg = module.config_for_agent(str(run.agent_command), unsandboxed=run.unsandboxed_agents)
     elif step.kind == "test":
         cfg = test_settings(cfg, run)  # CODEX_COLLECT_COVERAGE, coverage_threshold
     elif step.kind == "agent" and run.unsandboxed_agents:

@@ -31,7 +31,7 @@ from codex_tasks.runs.rundir import (
     runs_root,
 )
 from codex_tasks.sequence.load import LoadedSequence, load_sequence
-from codex_tasks.steps import agent
+from codex_tasks.steps import load_kind
 
 
 @dataclass
@@ -160,6 +160,9 @@ def prepare_options(opts: RunOptions) -> PreparedRun:
 def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
     """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
     steps = [s for s in plan.steps() if not s.skip]
+    if not (opts.repair or opts.agent or any(s.repair or s.kind == "agent" for s in steps)):
+        return  # no agent here: its kind (scratch copies, gates, the Codex driver) is not even loaded
+    agent = load_kind("agent")  # through the kind table, as every kind is reached
     if opts.repair:
         agent.preflight(agent.config_for_agent(opts.repair, unsandboxed=opts.unsandboxed_agents))
     for s in steps:

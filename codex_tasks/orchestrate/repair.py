@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from codex_tasks.errors import CodexTasksError, RunInterrupted
 from codex_tasks.orchestrate.context import capture_error_record, check_declared_outputs
 from codex_tasks.repo.patch_write import rollback_bundle
-from codex_tasks.steps import agent
+from codex_tasks.steps import load_kind
 from codex_tasks.steps.base import StepContext, StepResult
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ def repair(step: PlannedStep, run: RunContext, module: Any, cfg: Any, ctx: StepC
                     agent=spec.get("agent", "codex"), error=message)
         ctx.log(f"repair attempt {k}/{attempts} with {spec.get('agent', 'codex')}: {message}")
         actx = _agent_ctx(ctx, k)
+        agent = load_kind("agent")  # through the kind table, as every kind is reached
         acfg = agent.config_for_agent(str(spec.get("agent", "codex")), unsandboxed=run.unsandboxed_agents)
         acfg = acfg.model_copy(update={"task": step.description or f"Make step {step.id} succeed."})
         try:

@@ -18,8 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +79,10 @@ def _read_state() -> dict[str, Any]:
 
 
 def _healthy(url: str, timeout: float = 2.0) -> bool:
+    # http.client and ssl load on the first probe: a run that stops at bad input never needs them
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=timeout) as resp:
             return bool(resp.status == 200)
