@@ -135,15 +135,8 @@ class StepFailed(CodexTasksError):
 
 
 class StepsFailed(StepFailed):
-    """Some steps of a run failed; raised out of the Prefect flow so its flow run ends Failed."""
-
-
-class RunFailed(CodexTasksError):
-    """A run started for a schedule or deployment did not succeed (its exit code is the run's)."""
-
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    """Some steps of a run failed. Never raised out of a Prefect flow: Prefect pickles a raised
+    exception into its result storage, so the flow returns a Failed state instead."""
 
 
 class StepTimeout(StepFailed):

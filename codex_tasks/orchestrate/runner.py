@@ -21,7 +21,7 @@ from typing import Any
 from codex_tasks.core import redact as redaction
 from codex_tasks.core.files import write_json_atomic, write_text_atomic
 from codex_tasks.core.names import slug
-from codex_tasks.errors import CodexTasksError, WorkspaceUnwritable
+from codex_tasks.errors import CodexTasksError, ServerError, WorkspaceUnwritable
 from codex_tasks.orchestrate.bindings import output_warnings
 from codex_tasks.orchestrate.context import RunContext
 from codex_tasks.orchestrate.execute import execute_step
@@ -31,7 +31,7 @@ from codex_tasks.orchestrate.options import RunOptions
 from codex_tasks.orchestrate.planview import predict
 from codex_tasks.orchestrate.prefect.flow import compile_flow
 from codex_tasks.orchestrate.prefect.rest import record_history
-from codex_tasks.orchestrate.prefect.server import ensure_server
+from codex_tasks.orchestrate.prefect.server import ensure_server, managed_pid
 from codex_tasks.orchestrate.prefect.setup import (
     attach_report,
     check_user_api_url,
@@ -39,6 +39,7 @@ from codex_tasks.orchestrate.prefect.setup import (
     crash_stale_flow_runs,
     dask_task_runner,
 )
+from codex_tasks.orchestrate.prefect.watch import ServerWatch
 from codex_tasks.orchestrate.prepare import PreparedRun, prepare_options
 from codex_tasks.render.params import hidden_params, param_env, secret_marker, secret_values
 from codex_tasks.runs.cache import CacheIndex
@@ -179,6 +180,7 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
                        sequence_file=str(seq_file))
     start = time.time()
     status = "failed"
+    on_main = threading.current_thread() is threading.main_thread()  # the CLI or a scheduled run, not the TUI
     restore = _install_interrupt(run)
     try:
         if dry_run:
@@ -187,7 +189,8 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
             _run_without_prefect(run)  # history is written over REST when the run closes
             rd.state["history"] = "rest"
         else:
-            _run_with_prefect(run, opts, attempt, rd)
+            _run_with_prefect(run, opts, attempt, rd,
+                              on_server_lost=lambda why: _server_lost(run, why, start, exit_process=on_main))
         status = _final_status(run)
     except KeyboardInterrupt:
         run.cancel_event.set()
@@ -267,8 +270,10 @@ def _tags(run: RunContext, rd: RunDir, attempt: int) -> list[str]:
     return tags
 
 
-def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDir) -> None:
-    configure_prefect()
+def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDir, *,
+                      on_server_lost: Callable[[str], None]) -> None:
+    url = configure_prefect()
+    watch = ServerWatch(url, on_server_lost, pid=managed_pid(url))
     from prefect import tags
     from prefect.settings import temporary_settings
 
@@ -279,13 +284,48 @@ def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDi
         crash_stale_flow_runs(rd)
     flow_obj = compile_flow(run, max_parallel=opts.max_parallel, task_runner=task_runner)
     run_tags = _tags(run, rd, attempt)
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags), _sigterm_stays_ours():
+    with (watch, temporary_settings(updates={"flows.heartbeat_frequency": None}), tags(*run_tags),
+          _sigterm_stays_ours()):
         state = flow_obj(return_state=True)
     flow_run_id = str(getattr(state, "state_details", None) and state.state_details.flow_run_id or "")
     rd.state["attempts"][-1]["flow_run_id"] = flow_run_id
     rd.state["flow_run_id"] = flow_run_id
     rd.state["flow_state"] = state.type.value if hasattr(state, "type") else str(state)
     rd.save()
+
+
+STOP_GRACE = 30.0  # seconds the steps get to stop after the server is lost (training: its next safe point)
+
+
+def _server_lost(run: RunContext, why: str, start: float, *, exit_process: bool) -> None:
+    """The Prefect server died mid-run (called on the watch thread). Stop the steps as Ctrl-C does,
+    record the run interrupted (resumable) and, when this process runs nothing else (the run was
+    started on the main thread: the CLI, a scheduled run), end the process with exit 2 and one
+    message: the flow engine's own requests to the dead server would otherwise retry for minutes.
+    In the TUI (the run in a worker thread) the run stops and the message shows in its log."""
+    rd = run.rundir
+    managed = "managed" in why
+    hint = (f"run it again with `codex-tasks run {rd.state.get('sequence_file', 'FILE')} --resume` "
+            "(it starts the server again)" if managed else
+            f"start that server again, then `codex-tasks run {rd.state.get('sequence_file', 'FILE')} --resume`")
+    error = ServerError(f"{why} during run {rd.run_id}; the run stopped and is resumable", hint=hint)
+    rd.events.emit("log", line=f"error: {error.render()}")
+    rd.state["cancel_status"] = "interrupted"
+    rd.state["interrupted_by"] = why
+    run.cancel_event.set()
+    rd.request_cancel()
+    if not exit_process:
+        return
+    deadline = time.monotonic() + STOP_GRACE
+    pause = threading.Event()
+    while time.monotonic() < deadline and any(
+            rd.step_state(s.id).get("status") == "running" for s in run.plan.steps()):
+        pause.wait(0.1)
+    (rd.path / "cancel.requested").unlink(missing_ok=True)
+    _close_run(run, "interrupted", start, prefect_reachable=False)
+    sys.stdout.flush()
+    print(f"\ncodex-tasks: {error.render()}", file=sys.stderr, flush=True)
+    os._exit(error.exit_code)
 
 
 @contextlib.contextmanager
@@ -319,7 +359,7 @@ def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -
     write_json_atomic(rd.path / "summary.json", summary)
 
 
-def _close_run(run: RunContext, status: str, start: float) -> None:
+def _close_run(run: RunContext, status: str, start: float, *, prefect_reachable: bool = True) -> None:
     rd = run.rundir
     # steps never reached (a crash or an interrupt) are recorded as not run
     for step in run.plan.steps():
@@ -337,7 +377,9 @@ def _close_run(run: RunContext, status: str, start: float) -> None:
     write_report(rd, run.plan, summary)
     if run.sinks:
         refresh_sinks(run)
-    if rd.state.get("history") == "rest":
+    if not prefect_reachable:  # the server is gone: the run's Prefect history ends where it stopped
+        pass
+    elif rd.state.get("history") == "rest":
         _record_rest_history(run, rd, summary)
     elif rd.state.get("flow_run_id") and not run.dry_run:
         attach_report(rd, summary)

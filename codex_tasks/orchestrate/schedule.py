@@ -44,6 +44,7 @@ def serve(file: str, *, cron: str | None, interval: float | None, params: list[s
         parameters={"file": seq, "params": list(params), "workspace": ws, "max_parallel": max_parallel},
         tags=["codex-tasks", f"sequence:{loaded.spec.title}"[:100]],
         print_starting_message=False,
+        limit=1,  # one run at a time, as in a workspace: a due run waits for the one in progress
     )
     return 0
 

@@ -6,8 +6,10 @@ from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, ParamError, SpecError, SpecErrors
 from codex_tasks.orchestrate.bindings import output_warnings
 from codex_tasks.orchestrate.legacy_params import related_warnings
+from codex_tasks.orchestrate.plan import check_placeholders
 from codex_tasks.orchestrate.prepare import prepare_run
-from codex_tasks.sequence.load import load_sequence
+from codex_tasks.render.params import declared_names
+from codex_tasks.sequence.load import load_sequence, load_what_validates
 
 
 def validate_file(file: str, params: list[str] | None = None, *, strict: bool = False, bind: bool = True,
@@ -19,7 +21,7 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
         prepared = prepare_run(file, params, run_id="validate", environ={}, strict_placeholders=True,
                                bind=bind, strict=strict)
     except SpecErrors as exc:
-        return exc.errors, ""
+        return _with_later_checks(file, exc.errors), ""
     except SpecError as exc:
         return [exc], ""
     except ParamError as exc:
@@ -31,6 +33,23 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
     spec = prepared.loaded.spec
     n_steps = sum(len(p.steps) for p in spec.phases)
     return [], f"{len(spec.phases)} phases, {n_steps} steps"
+
+
+def _with_later_checks(file: str, errors: list[SpecError]) -> list[SpecError]:
+    """`errors`, and what the later checks (references, placeholders) find in the steps whose own
+    schema is fine, in file order: a schema error in one step hides nothing in another. Nothing a
+    failed step only causes is reported (a `needs` naming it, its placeholders)."""
+    try:
+        loaded, load_errors = load_what_validates(resolve_sequence_ref(file))
+    except CodexTasksError:
+        return errors
+    if loaded is None or not load_errors:  # loading passed: `errors` are already the later checks'
+        return errors
+    more = load_errors + check_placeholders(loaded, declared_names(loaded.spec))
+    seen = {(e.file, e.line, e.col, e.message) for e in errors}
+    merged = errors + [e for e in more if (e.file, e.line, e.col, e.message) not in seen]
+    main = str(loaded.file)
+    return sorted(merged, key=lambda e: (e.file != main, str(e.file), e.line or 0, e.col or 0))
 
 
 def _at_declaration(file: str, exc: ParamError) -> SpecError:

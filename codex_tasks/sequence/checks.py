@@ -12,8 +12,9 @@ from codex_tasks.sequence.origins import LoadedSequence, Origin
 from codex_tasks.sequence.values import coerce_param
 
 
-def check_references(loaded: LoadedSequence) -> list[SpecError]:
-    """Duplicate ids, unknown or forward `needs`, cycles, unknown kinds, bad parameter specs."""
+def check_references(loaded: LoadedSequence, dropped: set[str] | None = None) -> list[SpecError]:
+    """Duplicate ids, unknown or forward `needs`, cycles, unknown kinds, bad parameter specs.
+    `dropped`: ids of steps left out of `loaded` (their schema failed), which `needs` may name."""
     spec = loaded.spec
     errors: list[SpecError] = []
     seen_phase: set[str] = set()
@@ -44,6 +45,8 @@ def check_references(loaded: LoadedSequence) -> list[SpecError]:
         for step in phase.steps:
             o = loaded.step_origins.get(step.id, loaded.origin)
             for ni, need in enumerate(step.needs or []):
+                if need in (dropped or ()) and need not in seen:
+                    continue
                 if need not in seen:
                     guess = closest(need, all_ids)
                     errors.append(o.error(f"needs unknown step {need!r}", "needs", ni,

@@ -14,11 +14,12 @@ from pydantic import ValidationError
 from codex_tasks.errors import SpecError, SpecErrors
 from codex_tasks.sequence.checks import check_references
 from codex_tasks.sequence.models import Phase, Sequence
-from codex_tasks.sequence.origins import LoadedSequence, Origin, locate, pydantic_errors
+from codex_tasks.sequence.origins import LoadedSequence, Origin, data_loc, locate, pydantic_errors
 from codex_tasks.sequence.shapes import convert
 from codex_tasks.sequence.yaml_loader import Positions, load_yaml_with_positions
 
-__all__ = ["LoadedSequence", "Origin", "check_references", "load_sequence", "pydantic_errors", "read_sequence_file"]
+__all__ = ["LoadedSequence", "Origin", "check_references", "load_sequence", "load_what_validates", "pydantic_errors",
+           "read_sequence_file"]
 
 
 def read_sequence_file(file: Path) -> tuple[str, Any, Positions]:
@@ -48,27 +49,72 @@ def read_sequence_file(file: Path) -> tuple[str, Any, Positions]:
 
 def load_sequence(file: str | Path, *, _seen: tuple[Path, ...] = ()) -> LoadedSequence:
     """Load, validate and check references; raise `SpecErrors` listing every problem found."""
-    path = Path(file)
+    loaded, errors = _load(Path(file), str(file), _seen, salvage=False)
+    if errors or loaded is None:
+        raise SpecErrors(errors)
+    return loaded
+
+
+def load_what_validates(file: str | Path) -> tuple[LoadedSequence | None, list[SpecError]]:
+    """Every error of loading `file`, and the sequence without the steps whose own schema failed,
+    so that later checks (references, placeholders) still see the steps that are fine and one error
+    does not hide another. The sequence is None when a schema error lies outside a step (the
+    parameters, a phase, the top level): what the later checks would say is then unknowable.
+    References to a dropped step are not errors (they would only repeat its own)."""
+    return _load(Path(file), str(file), (), salvage=True)
+
+
+def _steps_at_fault(exc: ValidationError, data: Any) -> set[tuple[int, int]] | None:
+    """(phase, step) index of each step a schema error lies in; None if one lies outside every step."""
+    at_fault: set[tuple[int, int]] = set()
+    for err in exc.errors(include_url=False):
+        loc = data_loc(tuple(err["loc"]), data)
+        if len(loc) < 4 or loc[0] != "phases" or loc[2] != "steps" or not isinstance(loc[1], int) \
+                or not isinstance(loc[3], int):
+            return None
+        at_fault.add((loc[1], loc[3]))
+    return at_fault
+
+
+def _load(path: Path, file: str, _seen: tuple[Path, ...], *,
+          salvage: bool) -> tuple[LoadedSequence | None, list[SpecError]]:
     text, data, pos = read_sequence_file(path)
 
     original = pos
     converted = convert(data, pos)
     data, pos = converted.data, converted.positions
-    origin = Origin(str(file), pos, ())
+    origin = Origin(file, pos, ())
+    errors: list[SpecError] = []
+    kept: dict[int, list[int]] = {}  # phase index -> the original indices of the steps kept
+    dropped: set[str] = set()  # ids of the steps left out (their own schema failed)
     try:
         spec = Sequence.model_validate(data)
     except ValidationError as exc:
-        raise SpecErrors(pydantic_errors(exc, Sequence, origin, data)) from None
+        errors = pydantic_errors(exc, Sequence, origin, data)
+        at_fault = _steps_at_fault(exc, data) if salvage else None
+        if at_fault is None:
+            return None, errors
+        data = {**data, "phases": [dict(phase) for phase in data["phases"]]}
+        for pi, phase in enumerate(data["phases"]):
+            steps = phase.get("steps") or []
+            kept[pi] = [si for si in range(len(steps)) if (pi, si) not in at_fault]
+            dropped.update(s["id"] for si, s in enumerate(steps)
+                           if (pi, si) in at_fault and isinstance(s, dict) and isinstance(s.get("id"), str))
+            phase["steps"] = [steps[si] for si in kept[pi]]
+        try:
+            spec = Sequence.model_validate(data)
+        except ValidationError:  # a phase left without steps, say: nothing more to learn
+            return None, errors
 
     loaded = LoadedSequence(spec=spec, file=path, text=text, origin=origin, shape=converted.shape)
     for where, message in converted.warnings:
         line, col = locate(original, where, key=True)
         loaded.warnings.append(f"{file}:{line}:{col}: {message}")
-    errors: list[SpecError] = []
     for pi, phase in enumerate(spec.phases):
-        loaded.phase_origins.setdefault(phase.key, Origin(str(file), pos, ("phases", pi)))
+        loaded.phase_origins.setdefault(phase.key, Origin(file, pos, ("phases", pi)))
         for si, step in enumerate(phase.steps):
-            loaded.step_origins.setdefault(step.id, Origin(str(file), pos, ("phases", pi, "steps", si)))
+            at = kept[pi][si] if pi in kept else si
+            loaded.step_origins.setdefault(step.id, Origin(file, pos, ("phases", pi, "steps", at)))
 
     # include: other files' phases come first; their params are defaults this file may override.
     if spec.include:
@@ -113,7 +159,5 @@ def load_sequence(file: str | Path, *, _seen: tuple[Path, ...] = ()) -> LoadedSe
 
     if not _seen and not spec.title.strip():
         errors.append(origin.error("missing required field 'title'", "title", hint="add 'title: <what this sequence does>'"))
-    errors.extend(check_references(loaded))
-    if errors:
-        raise SpecErrors(errors)
-    return loaded
+    errors.extend(check_references(loaded, dropped))
+    return loaded, errors

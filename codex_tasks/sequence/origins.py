@@ -111,7 +111,7 @@ def pydantic_errors(
     """Map Pydantic errors to located `SpecError`s with hints."""
     out: list[SpecError] = []
     for err in exc.errors(include_url=False):
-        loc = _data_loc(tuple(err["loc"]), data)
+        loc = data_loc(tuple(err["loc"]), data)
         kind = err["type"]
         msg = err["msg"]
         hint = None
@@ -141,7 +141,7 @@ def pydantic_errors(
     return out
 
 
-def _data_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+def data_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     """Pydantic's error location without its internal parts (union members, validator names):
     keep a part only where it indexes the data."""
     if data is None:

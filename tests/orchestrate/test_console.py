@@ -4,10 +4,21 @@ the end of each step, and the last lines of a failing step's log."""
 from __future__ import annotations
 
 import io
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import textwrap
+import time
+import uuid
 from pathlib import Path
+
+import pytest
 
 from codex_tasks.orchestrate.console import RunConsole, progress_text
 from codex_tasks.runs.rundir import RunDir
+from tests.conftest import CODEX, run_cli
 
 
 def train_events(total: int = 300) -> list[dict]:
@@ -80,3 +91,82 @@ def test_on_a_terminal_a_live_bar_and_colour_unless_no_color(tmp_path: Path, mon
     bare = RunConsole(file=plain, terminal=True)
     bare({"type": "step.failed", "step_id": "x", "error": "boom"})
     assert "\x1b[" not in plain.getvalue() and "✗ x failed: boom" in plain.getvalue()
+
+
+# ---------------------------------------------------------------- a real terminal (tmux, 80×24)
+
+TRAIN_SEQ = textwrap.dedent("""\
+    title: tiny train in tmux
+    phases:
+      - id: ml
+        steps:
+          - id: tok
+            uses: tokenize
+            with: {corpus: ["src/*.py"], kind: sentencepiece, vocab_size: 300, block_size: 32, out: data}
+          - id: train
+            uses: train
+            with:
+              model: {config: {type: gpt2, n_layer: 1, n_head: 2, n_embd: 32, n_positions: 32}}
+              data: data
+              batch_size: 4
+              max_steps: 400
+              threads: 1
+              checkpoint: {every: 100, keep_last: 1}
+              mlflow: {enabled: false}
+              system_metrics_every: 0
+              out: model
+          - id: after
+            commands: ['echo after training']
+    """)
+CODE = "def f{i}(x):\n    # a comment {i}\n    return x * {i} + {j}\n\n\nclass C{i}:\n    value = '{i}-{j}'\n\n"
+TRAIN_LINE = re.compile(r"^\s*train\s+\S*\s*\d+%\s+(\d+)/400\b")
+
+
+def _tmux(sock: str, *args: str) -> str:
+    return subprocess.run(["tmux", "-L", sock, *args], capture_output=True, text=True, timeout=20).stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_in_tmux_at_80x24_the_train_progress_line_shows_and_updates(tmp_path: Path, prefect_url: str) -> None:
+    """Issue 15's acceptance at tiny size: a plain `run` in a real 80×24 terminal shows train's live
+    progress line before the next step starts, and the line changes while it trains; off a
+    terminal the same run's output holds plain progress lines for train."""
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    for k in range(4):
+        (ws / "src" / f"m{k}.py").write_text("".join(CODE.format(i=i, j=k) for i in range(30)))
+    (ws / "seq.yaml").write_text(TRAIN_SEQ)
+    keep = ("PATH", "HOME", "CODEX_TASKS_HOME", "PREFECT_API_URL", "MPLCONFIGDIR", "LANG", "LC_ALL")
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in keep if k in os.environ)
+    done_file = tmp_path / "exit_code"
+    cmd = (f"cd {shlex.quote(str(ws))} && env {env} TERM=xterm-256color HF_HUB_OFFLINE=1 {shlex.quote(CODEX)} "
+           f"run seq.yaml; echo $? > {shlex.quote(str(done_file))}; sleep 60")
+    sock = f"codex-run-{uuid.uuid4().hex[:8]}"
+    _tmux(sock, "new-session", "-d", "-x", "80", "-y", "24", cmd)
+    seen: list[str] = []  # the train progress lines, as captured, each different from the last
+    pane = ""
+    try:
+        deadline = time.monotonic() + 300
+        while not done_file.exists():
+            assert time.monotonic() < deadline, f"the run did not finish:\n{pane}"
+            pane = _tmux(sock, "capture-pane", "-p", "-t", "0")
+            lines = pane.splitlines()
+            progress = [ln for ln in lines if TRAIN_LINE.match(ln)]
+            if progress and (not seen or progress[0] != seen[-1]):
+                assert not any("▶ after" in ln for ln in lines), f"after started while train's bar shows:\n{pane}"
+                assert len(progress[0]) <= 80
+                seen.append(progress[0])
+            time.sleep(0.1)
+        assert done_file.read_text().strip() == "0", pane
+    finally:
+        _tmux(sock, "kill-server")
+    assert len(seen) >= 2, f"the train progress line never changed: {seen}"
+    done = [int(m.group(1)) for s in seen if (m := TRAIN_LINE.match(s))]
+    assert done == sorted(done) and done[-1] > done[0]
+    assert "loss " in seen[-1] and "tok/s" in seen[-1]
+
+    piped = run_cli("run", "seq.yaml", "--force=train", cwd=ws, env={"HF_HUB_OFFLINE": "1"}, check=0).stdout
+    plain = [ln for ln in piped.splitlines() if re.match(r"^    train \d+/400 · loss ", ln)]
+    assert len(plain) >= 5 and "\x1b[" not in piped, piped  # the first report, then every 10%
+    assert piped.index(plain[-1]) < piped.index("▶ after")

@@ -538,3 +538,46 @@ def test_included_legacy_file_keeps_its_cli_parameters_and_metadata(tmp_path):
     assert validate_file(str(tmp_path / "base.yaml"))[0] == []
     errors, _ = validate_file(str(top))
     assert errors == [], [e.render() for e in errors]
+
+
+# ---------------------------------------------------------------- validate: every error, across stages
+
+TWO_STAGES = """
+    title: two stages
+    params:
+      seed: {type: int, default: 1}
+    phases:
+      - id: p
+        steps:
+          - id: prep
+            commands: ['echo {sed}']
+          - id: broken
+            timeout: soon
+            commands: ['echo {nope}']
+          - id: after
+            needs: [broken, prepp]
+            commands: ['echo {seed}']
+    """
+
+
+def test_validate_reports_a_later_stages_errors_in_the_steps_that_validated(tmp_path, capsys):
+    """A schema error in one step hides neither an unknown placeholder nor an unknown `needs` in the
+    others; all come in file order, located, with their hints, exit 2 (issue 15.11). The broken
+    step's own placeholder and the `needs` naming it are not reported: they are its cascade."""
+    path = write(tmp_path, TWO_STAGES)
+    assert main(["validate", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"{path}:8:20: phases[0].steps[0].commands[0]: unknown placeholder {{sed}} (hint: did you mean {{seed}}?)",
+        f"{path}:10:18: phases[0].steps[1].timeout: Input should be a valid number, unable to parse string as a "
+        "number (got str 'soon')",
+        f"{path}:13:25: phases[0].steps[2].needs[1]: needs unknown step 'prepp' (hint: did you mean 'prep'?)",
+    ]
+
+
+def test_validate_runs_no_later_check_when_an_error_lies_outside_the_steps(tmp_path):
+    """A broken parameter declaration makes every placeholder check a guess: only its error."""
+    path = write(tmp_path, TWO_STAGES.replace("timeout: soon", "timeout: 5").replace(
+        "seed: {type: int, default: 1}", "seed: {type: integer, default: 1}"))
+    errors, _ = validate_file(str(path))
+    assert [(e.line, e.path) for e in errors] == [(3, "params.seed.type")]

@@ -271,8 +271,10 @@ def compile_flow(
 
             return Cancelled(message="the run was interrupted (Ctrl-C or `codex-tasks cancel`); resumable")
         failed = [sid for sid, st in statuses.items() if st == "failed"]
-        if failed:
-            raise StepsFailed(f"{len(failed)} step(s) failed: {', '.join(failed)}")
+        if failed:  # a state, not a raise: Prefect pickles a raised exception into its result storage
+            from prefect.states import Failed
+
+            return Failed(message=f"{len(failed)} step(s) failed: {', '.join(failed)}")
         return statuses
 
     return flow(

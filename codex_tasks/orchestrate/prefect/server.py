@@ -111,6 +111,12 @@ def status() -> dict[str, Any]:
             "ui_url": url.removesuffix("/api") if url else None}
 
 
+def managed_pid(url: str) -> int | None:
+    """The pid of the managed server that serves `url`; None for a server codex-tasks did not start."""
+    st = _read_state()
+    return int(st["pid"]) if st.get("url") == url and st.get("pid") else None
+
+
 def ensure_server() -> str:
     """The API URL of a running server, starting the managed one if needed (once, under a lock)."""
     user_url = os.environ.get("PREFECT_API_URL")

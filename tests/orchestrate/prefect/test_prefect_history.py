@@ -62,3 +62,32 @@ def test_a_failed_task_runs_log_shows_the_error_block_and_output_not_a_traceback
     assert "Question for ChatGPT" in text and "While performing [broken" in text  # the error block
     assert "preparing the widget" in text and "the widget is missing" in text  # the output tail
     assert "Traceback" not in text
+
+
+def test_no_run_leaves_a_pickled_result(tmp_path: Path, prefect_url: str) -> None:
+    """A failed run (with a retried step), then its resume: Prefect keeps no result of either, no
+    file in its result storage and no result artifact (issue 15.4; `serve`'s scheduled runs are
+    checked the same in test_prefect_integration.py)."""
+    (tmp_path / "s.yaml").write_text(textwrap.dedent("""\
+        title: Codex tasks pickles
+        phases:
+          - id: p
+            steps:
+              - id: flaky
+                retries: 1
+                retry_delay: 0
+                commands: ['test -f once || { touch once; exit 1; }']
+              - id: broken
+                commands: ['test -f fixed || exit 3']
+        """))
+    storage = tmp_path / "prefect-storage"  # where Prefect pickles a result or a raised exception
+    env = {"PREFECT_LOCAL_STORAGE_PATH": str(storage)}
+    run_cli("run", "s.yaml", cwd=tmp_path, env=env, check=1)
+    (tmp_path / "fixed").touch()
+    run_cli("run", "s.yaml", "--resume", cwd=tmp_path, env=env, check=0)
+    run_id = sorted((tmp_path / ".codex" / "runs").iterdir())[-1].name
+    runs = _api(prefect_url, "/flow_runs/filter", {"flow_runs": {"name": {"like_": run_id}}})
+    assert {r["state_type"] for r in runs} == {"FAILED", "COMPLETED"}
+    arts = _api(prefect_url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [r["id"] for r in runs]}}})
+    assert arts and not [a for a in arts if a["type"] == "result"]
+    assert not storage.exists() or not any(storage.iterdir()), sorted(storage.iterdir())

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -76,46 +79,91 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TICK = textwrap.dedent("""\
+    title: tick
+    phases:
+      - id: p
+        steps:
+          - id: tick
+            commands: ['date >> ticks.txt']
+          - id: flaky
+            commands: ['test -f once || { touch once; echo the widget is missing >&2; exit 3; }']
+    """)
+STARTED = re.compile(r"^\d\d:\d\d:\d\d run (\S+) started \(scheduled\)$")
+ENDED = re.compile(r"^\d\d:\d\d:\d\d run (\S+) (completed · 2 steps · \d+\.\d s"
+                   r"|failed at step flaky: exit code 3: the widget is missing — (codex-tasks show \S+))$")
+
+
 @pytest.mark.slow
-def test_serve_on_an_interval(tmp_path: Path, prefect_url: str) -> None:
-    (tmp_path / "s.yaml").write_text("title: tick\nphases:\n  - id: p\n    steps:\n      - id: tick\n        commands: ['date >> ticks.txt']\n")
+def test_serve_says_a_line_per_scheduled_run_and_its_commands_work(tmp_path: Path, prefect_url: str) -> None:
+    """`serve` prints a line when each scheduled run starts and one when it ends (the first fails,
+    the next succeed), nothing of Prefect's runner, and only commands that work; no scheduled run
+    leaves a pickled result in Prefect's result storage (issue 15.4)."""
+    (tmp_path / "s.yaml").write_text(TICK)
+    storage = tmp_path / "prefect-storage"  # where Prefect would pickle a result or an exception
     name = f"tick-{os.getpid()}"
-    proc = subprocess.Popen([CODEX, "serve", "s.yaml", "--interval", "10", "--name", name], cwd=tmp_path,
+    proc = subprocess.Popen([CODEX, "serve", "s.yaml", "--interval", "5", "--name", name], cwd=tmp_path,
+                            env={**os.environ, "PREFECT_LOCAL_STORAGE_PATH": str(storage)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    out: list[str] = []
     try:
-        deadline = time.monotonic() + 150
-        done: list[str] = []
-        while time.monotonic() < deadline:
-            runs = tmp_path / ".codex" / "runs"
-            done = [d.name for d in runs.iterdir()
-                    if (d / "summary.json").exists() and json.loads((d / "summary.json").read_text())["status"] == "succeeded"] \
-                if runs.is_dir() else []
-            if len(done) >= 2:
-                break
-            time.sleep(1)
-        assert len(done) >= 2, "two scheduled runs completed"
+        deadline = time.monotonic() + 240
+        while not any(ENDED.match(x) and "completed" in x for x in out):  # a failed run, then a good one
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, "serve exited:\n" + "\n".join(out)
+            out.append(line)
+        banner = next(x for x in out if x.startswith("run it now: "))
         listing = run_cli("schedule", "ls", cwd=tmp_path, check=0).stdout
         assert name in listing
-        assert "paused" in run_cli("schedule", "pause", name, cwd=tmp_path, check=0).stdout
+        pause = banner.split("; pause: ", 1)[1].split()
+        assert pause[:3] == ["codex-tasks", "schedule", "pause"]
+        assert "paused" in run_cli(*pause[1:], cwd=tmp_path, check=0).stdout
         rows = json.loads(run_cli("schedule", "ls", "--json", cwd=tmp_path, check=0).stdout)
         assert next(r for r in rows if r["name"] == name)["paused"] is True
         run_cli("schedule", "resume", name, cwd=tmp_path, check=0)
     finally:
+        before = list(out)  # what it said while serving; a run SIGTERM stops may say more
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
     assert proc.returncode in (0, -signal.SIGTERM, 143)
+    while (line := lines.get(timeout=30)) is not None:
+        out.append(line)
+    text = "\n".join(out)
+    started = [m.group(1) for x in out if (m := STARTED.match(x))]
+    ended = [m for x in out if (m := ENDED.match(x))]
+    assert len(ended) >= 2 and [m.group(1) for m in ended] == started[:len(ended)], text
+    assert "failed at step flaky" in ended[0].group(2) and "completed" in ended[1].group(2), text
+    # nothing but the banner and the per-run lines: no Prefect runner logs, warnings or tracebacks
+    others = [x for x in before if not (STARTED.match(x) or ENDED.match(x))]
+    assert len(others) == 2 and others[0].startswith("serving ") and others[1] == banner, text
+    assert "prefect deployment run" not in text and "Traceback" not in text
+    # every command it suggested works: `show` for the failed run, and `run it now`
+    show = ended[0].group(3).split()
+    assert show[:2] == ["codex-tasks", "show"] and "exit code 3" in run_cli(*show[1:], cwd=tmp_path, check=0).stdout
+    now = banner.removeprefix("run it now: ").split("; pause: ")[0].split()
+    assert now[:2] == ["codex-tasks", "run"] and " succeeded: " in run_cli(*now[1:], cwd=tmp_path, check=0).stdout
     assert run_cli("schedule", "pause", "no-such-schedule", cwd=tmp_path).returncode == 2
-    # only commands that work (no Prefect banner), and scheduled flow runs named by run id
-    out = proc.stdout.read() if proc.stdout else ""
-    assert "run it now: codex-tasks run" in out, out
-    assert "prefect deployment run" not in out and "Traceback" not in out
-    names = {r["name"] for r in _api(prefect_url, "/flow_runs/filter",
-                                      {"flow_runs": {"name": {"any_": [done[0], f"{done[0]} scheduled"]}}})}
-    assert names == {done[0], f"{done[0]} scheduled"}
+    # scheduled flow runs are named by run id; Prefect kept no result of them
+    first = started[0]
+    runs = _api(prefect_url, "/flow_runs/filter", {"flow_runs": {"name": {"any_": [first, f"{first} scheduled"]}}})
+    assert {r["name"] for r in runs} == {first, f"{first} scheduled"}
+    assert {r["state_type"] for r in runs} == {"FAILED"}
+    arts = _api(prefect_url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [r["id"] for r in runs]}}})
+    assert not [a for a in arts if a["type"] == "result"]
+    assert not storage.exists() or not any(storage.iterdir()), sorted(storage.iterdir())
 
 
 FOUR = textwrap.dedent("""\
