@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from codex_tasks.core.secret_rules import PRIVATE_KEY_HEADER, redact_tokens
+
 MASK = "[REDACTED]"
 
 _lock = threading.Lock()
@@ -49,10 +51,6 @@ def redact(text: str) -> str:
     for value in sorted(_values, key=len, reverse=True):
         if value in text:
             text = text.replace(value, MASK)
-    from codex_tasks.core.secret_rules import (
-        redact_tokens,  # compiled on first use: `validate` never needs it
-    )
-
     return redact_tokens(text, MASK)
 
 
@@ -76,8 +74,6 @@ class LineRedactor:
 
     def feed(self, line: str) -> str:
         """The redacted form of the next line."""
-        from codex_tasks.core.secret_rules import PRIVATE_KEY_HEADER
-
         if self.in_block:
             if "-----END " in line and "PRIVATE KEY" in line:
                 self.in_block = False

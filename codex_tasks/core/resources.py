@@ -9,6 +9,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from codex_tasks.errors import UsageError
+
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,8 +39,6 @@ def template_path(name: str) -> Path:
 def resolve_sequence_ref(ref: str) -> Path:
     """A sequence file path, or `builtin:NAME` from the shipped task library."""
     if ref.startswith("builtin:"):
-        from codex_tasks.errors import UsageError
-
         name = ref.removeprefix("builtin:")
         for cand in (tasks_dir() / name, tasks_dir() / f"{name}.yaml", tasks_dir() / f"{name}.yml"):
             if cand.is_file():

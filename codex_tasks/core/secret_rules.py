@@ -21,7 +21,39 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+
+class LazyPattern:
+    """A regex compiled on its first use. Every file writer imports the redaction hook, which
+    imports these rules; compiling the ~30 of them costs ~50 ms, which `validate` (it redacts
+    nothing) would otherwise pay at start-up."""
+
+    __slots__ = ("_source", "_flags", "_compiled")
+
+    def __init__(self, source: str, flags: int = 0) -> None:
+        self._source = source
+        self._flags = flags
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:  # two threads may both compile: the same pattern, harmless
+            self._compiled = re.compile(self._source, self._flags)
+        return self._compiled
+
+    def search(self, string: str, pos: int = 0) -> re.Match[str] | None:
+        return self.compiled.search(string, pos)
+
+    def match(self, string: str, pos: int = 0) -> re.Match[str] | None:
+        return self.compiled.match(string, pos)
+
+    def finditer(self, string: str, pos: int = 0) -> Iterator[re.Match[str]]:
+        return self.compiled.finditer(string, pos)
+
+    def sub(self, repl: str | Callable[[re.Match[str]], str], string: str) -> str:
+        return self.compiled.sub(repl, string)
 
 
 @dataclass(frozen=True)
@@ -29,7 +61,7 @@ class SecretRule:
     """One provider format or assignment pattern."""
 
     name: str
-    pattern: re.Pattern[str]
+    pattern: LazyPattern
     severity: str = "high"
     group: int = 0  # which group holds the secret itself (0: the whole match)
     keywords: tuple[str, ...] = field(default=())  # the regex runs only if one of these is in the text
@@ -38,7 +70,7 @@ class SecretRule:
 def _rule(
     name: str, regex: str, severity: str = "high", group: int = 0, flags: int = 0, keywords: tuple[str, ...] = ()
 ) -> SecretRule:
-    return SecretRule(name, re.compile(regex, flags), severity, group, keywords)
+    return SecretRule(name, LazyPattern(regex, flags), severity, group, keywords)
 
 
 # Provider token formats.
@@ -87,19 +119,19 @@ TOKEN_RULES: list[SecretRule] = [
 ]
 
 # A private-key header without its end (a truncated or partial block) is still a finding.
-PRIVATE_KEY_HEADER = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+PRIVATE_KEY_HEADER = LazyPattern(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 
 # --- assignments ------------------------------------------------------------------------------------
 
-_NAME_KEYWORDS = re.compile(
+_NAME_KEYWORDS = LazyPattern(
     r"pass(?:wd|word|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|"
     r"auth[_-]?key|credential|bearer|signing[_-]?key|encryption[_-]?key"
 )
-_PASSWORD_NAME = re.compile(r"passw|passwd|pwd|passphrase|(?:^|[_.\-])pass(?:$|[_.\-])")
-_NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]*")
-_NAME_CHARS_REV = re.compile(r"[A-Za-z0-9_.\-]*")
+_PASSWORD_NAME = LazyPattern(r"passw|passwd|pwd|passphrase|(?:^|[_.\-])pass(?:$|[_.\-])")
+_NAME_CHARS = LazyPattern(r"[A-Za-z0-9_.\-]*")
+_NAME_CHARS_REV = LazyPattern(r"[A-Za-z0-9_.\-]*")
 # Names that hold something about a secret, not the secret.
-_NOT_SECRET_NAME = re.compile(
+_NOT_SECRET_NAME = LazyPattern(
     r"(?:_|-|\.|^)(?:file|path|dir|name|names|env|var|length|len|type|types|id|field|prompt|prompts|"
     r"regex|pattern|count|size|timeout|expiry|expires|endpoint|method|format|class|mode|policy|label|"
     r"hint|header|url|uri|source|kind|param|params|key_id|input|enabled|required|fn|func|callback|"
@@ -107,18 +139,18 @@ _NOT_SECRET_NAME = re.compile(
     r"store|manager|handler|provider|backend|class_name|max|min|limit|budget|usage|ids)$"
     r"|tokeniz|tokens$|^(?:max|min|num|n|total)_|_tokens_|passthrough|bypass|compass|password_reset"
 )
-_AFTER_NAME = re.compile(
+_AFTER_NAME = LazyPattern(
     r"[\"']?\]?\s*(?::\s*[A-Za-z_][\w\[\]., |]*?\s*(?==))?(?P<op>:=|==|=>|=|:)\s*"
     r"(?:(?P<prefix>[bBrRuU]{0,2})(?P<q>[\"'`])(?P<qval>[^\"'`\n]*)(?P=q)|(?P<val>[^\s\"'`#;,)\]}]+))"
 )
-_PLACEHOLDER = re.compile(
+_PLACEHOLDER = LazyPattern(
     r"^(?:x+|\*+|\.+|-+|_+|#+|0+|none|null|nil|true|false|undefined|changeme|change_me|redacted|"
     r"\[redacted\]|example|dummy|fake|test|testing|secret|password|passwd|token|placeholder|"
     r"your[_\-]?\w*|my[_\-]?\w*|<[^>]*>|\$\{?\w+\}?|\{\{.*\}\}|\{[\w.]*\}|%\(?\w*\)?s|os\.environ.*|"
     r"env\(.*|getenv.*|process\.env.*|input\(.*|[a-z]+(?:_[a-z]+)+|[A-Z]+(?:_[A-Z]+)+|[a-z]+(?:\.[a-z_]+)+)$",
     re.IGNORECASE,
 )
-_HEX_OR_UUID = re.compile(
+_HEX_OR_UUID = LazyPattern(
     r"^(?:[0-9a-fA-F]{7,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
 )
 _CODE_SUFFIXES = frozenset(

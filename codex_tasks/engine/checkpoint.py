@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_tasks.core.files import sha256_file
+from codex_tasks.core.files import sha256_file, write_json_atomic
+from codex_tasks.core.process import is_alive
 
 MANIFEST = "checksums.json"
 STATE = "state.json"
@@ -141,9 +142,7 @@ def start_training(root: Path, training: str) -> None:
     retention, so a forced rerun from scratch never resumes into, nor deletes, an older training.
     """
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{CURRENT}.{os.getpid()}"
-    tmp.write_text(json.dumps({"training": training, "folder": root.name, "time": time.time()}), encoding="utf-8")
-    os.replace(tmp, root.parent / CURRENT)
+    write_json_atomic(root.parent / CURRENT, {"training": training, "folder": root.name, "time": time.time()})
 
 
 def current_training(root: Path) -> str | None:
@@ -198,14 +197,7 @@ def _stale_tmp_dirs(root: Path) -> list[Path]:
         if not m:
             continue
         pid = int(m.group(1))
-        alive = True
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            pass
-        if not alive or pid == os.getpid():
+        if not is_alive(pid) or pid == os.getpid():
             stale.append(p)
     return stale
 

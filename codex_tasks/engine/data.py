@@ -13,11 +13,12 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from codex_tasks.errors import StepFailed
+
+if TYPE_CHECKING:  # numpy loads with the first array, not on import: validate imports the step kinds
+    import numpy as np
 
 META_FILE = "meta.json"
 SPLITS = ("train", "eval")
@@ -32,6 +33,8 @@ class TokenWriter:
     """Appends token ids to a `.bin` file (written to a temp name, renamed on `close`)."""
 
     def __init__(self, path: Path, dtype: str) -> None:
+        import numpy as np
+
         self.path = path
         self.dtype = np.dtype(dtype)
         self._tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -40,6 +43,8 @@ class TokenWriter:
         self.tokens = 0
 
     def write(self, ids: Sequence[int] | np.ndarray) -> None:
+        import numpy as np
+
         arr = np.asarray(ids, dtype=self.dtype)
         data = arr.tobytes()
         self._fh.write(data)
@@ -48,6 +53,8 @@ class TokenWriter:
 
     def write_many(self, docs: Iterable[Sequence[int]], sep: int | None) -> int:
         """Write documents one after another, each followed by `sep` (the eos id) when given."""
+        import numpy as np
+
         n_docs = 0
         chunks: list[np.ndarray] = []
         tail = np.asarray([sep], dtype=self.dtype) if sep is not None else None
@@ -110,6 +117,8 @@ class TokenData:
 
     def tokens(self, split: str) -> np.ndarray:
         """The split's token ids as a read-only memmap (an empty array when the file is empty)."""
+        import numpy as np
+
         path = self.path(split)
         if not path.is_file():
             raise StepFailed(f"missing data file {path}", hint="run the `tokenize` step first")
@@ -125,6 +134,8 @@ def n_blocks(tokens: np.ndarray, block_size: int) -> int:
 
 
 def block(tokens: np.ndarray, index: int, block_size: int) -> np.ndarray:
+    import numpy as np
+
     start = index * block_size
     return np.asarray(tokens[start : start + block_size + 1], dtype=np.int64)
 
@@ -137,6 +148,8 @@ class BlockSampler:
     """
 
     def __init__(self, tokens: np.ndarray, block_size: int, seed: int, position: int = 0) -> None:
+        import numpy as np
+
         self.tokens = tokens
         self.block_size = block_size
         self.seed = seed
@@ -151,6 +164,8 @@ class BlockSampler:
         self._perm = np.zeros(0, dtype=np.int64)
 
     def _order(self, epoch: int) -> np.ndarray:
+        import numpy as np
+
         if epoch != self._epoch:
             self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_blocks)
             self._epoch = epoch
@@ -168,6 +183,8 @@ class BlockSampler:
         `rank`'s contiguous slice, so the union over ranks is exactly what one process drawing
         `batch_size * world_size` would see, and the position stays one shared integer.
         """
+        import numpy as np
+
         out = np.empty((batch_size, self.block_size + 1), dtype=np.int64)
         lo = rank * batch_size
         for j in range(batch_size * world_size):
@@ -183,6 +200,8 @@ def sequential_batches(
     tokens: np.ndarray, block_size: int, batch_size: int, max_batches: int | None = None
 ) -> Iterator[np.ndarray]:
     """Non-overlapping blocks in order (for evaluation: no randomness, every token once)."""
+    import numpy as np
+
     total = n_blocks(tokens, block_size)
     done = 0
     for start in range(0, total, batch_size):

@@ -19,6 +19,16 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
+def pick_device(requested: str) -> Any:
+    """The torch device for a `device:` setting: `auto` is CUDA when available, else the CPU;
+    `cuda` without a CUDA GPU is an error (training and evaluation choose alike)."""
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise StepFailed("device is cuda but no CUDA GPU is available", hint="use device: auto or cpu")
+    return torch.device("cuda" if requested != "cpu" and torch.cuda.is_available() else "cpu")
+
+
 def resolve_model_folder(path: Path) -> Path:
     """A model folder, or a `train` step's `out` folder (its `final/`, else its `adapter/`)."""
     for candidate in (path, path / "final", path / "adapter"):

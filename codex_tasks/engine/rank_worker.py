@@ -19,16 +19,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from codex_tasks.core.files import write_json_atomic
+from codex_tasks.core.process import is_alive
 from codex_tasks.core.redact import register_values
 from codex_tasks.engine.collectives import DistInfo
+from codex_tasks.engine.config import TrainSettings
 from codex_tasks.engine.hooks import Hooks
+from codex_tasks.engine.trainer import Trainer
 from codex_tasks.errors import CodexTasksError, RunInterrupted, StepFailed
-
-if TYPE_CHECKING:
-    from codex_tasks.engine.config import TrainSettings
 
 EVENT_PREFIX = "CODEX_EVENT "
 SPEC_ENV = "CODEX_TASKS_RANK_SPEC"  # the job's spec, JSON, handed over by the launcher (distributed.py)
@@ -93,19 +93,9 @@ class WorkerHooks(Hooks):
             return True
         if self.cancel_file is not None and self.cancel_file.exists():
             self.cancel_event.set()
-        elif self.parent_pid is not None and not _alive(self.parent_pid):
+        elif self.parent_pid is not None and not is_alive(self.parent_pid):
             self.cancel_event.set()
         return self.cancel_event.is_set()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _one_line(e: BaseException) -> tuple[str, str | None]:
@@ -143,9 +133,6 @@ def worker_main(argv: list[str] | None = None, hooks_class: type[WorkerHooks] = 
     try:
         import torch
         import torch.distributed as tdist
-
-        from codex_tasks.engine.config import TrainSettings
-        from codex_tasks.engine.trainer import Trainer
 
         settings = TrainSettings.model_validate(spec["settings"])
         backend = pick_backend(settings)

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.errors import StepFailed
+
 SPM_FILE = "tokenizer.model"
 BPE_FILE = "tokenizer.json"
 KINDS = ("sentencepiece", "bpe")
@@ -139,8 +141,6 @@ def find_tokenizer_file(path: Path) -> Path | None:
 
 def load_tokenizer(path: Path) -> CodeTokenizer:
     """Load `tokenizer.model` (sentencepiece) or `tokenizer.json` (BPE) from a file or folder."""
-    from codex_tasks.errors import StepFailed
-
     file = find_tokenizer_file(Path(path))
     if file is None:
         raise StepFailed(

@@ -24,17 +24,28 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from codex_tasks.core.files import write_json_atomic
 from codex_tasks.core.redact import redact_obj
-from codex_tasks.engine.checkpoint import newest_valid, prune_checkpoints, save_checkpoint, verify_checkpoint
+from codex_tasks.engine.checkpoint import (
+    current_training,
+    list_checkpoints,
+    newest_valid,
+    of_training,
+    prune_checkpoints,
+    save_checkpoint,
+    start_training,
+    verify_checkpoint,
+)
 from codex_tasks.engine.collectives import DistInfo, any_rank, broadcast_object, gather_to_main
 from codex_tasks.engine.config import TrainSettings
 from codex_tasks.engine.data import BlockSampler, TokenData, n_blocks
+from codex_tasks.engine.evaluation import evaluate_model
 from codex_tasks.engine.hooks import Hooks
 from codex_tasks.engine.metrics import MetricsLog
-from codex_tasks.engine.tracking import mlflow_key
+from codex_tasks.engine.model import apply_lora, build_model, pick_device, save_final
+from codex_tasks.engine.system import SystemSampler
+from codex_tasks.engine.tokenizer import find_tokenizer_file
+from codex_tasks.engine.tracking import MlflowTracker, mlflow_key
 from codex_tasks.errors import RunInterrupted, StepFailed
 
 DEFAULT_MAX_STEPS = 200
@@ -58,6 +69,7 @@ def lr_factor(step: int, warmup: int, total: int, scheduler: str) -> float:
 
 
 def seed_everything(seed: int) -> None:
+    import numpy as np
     import torch
 
     random.seed(seed)
@@ -71,6 +83,8 @@ def _python_rng() -> list[Any]:
 
 
 def _numpy_rng() -> list[Any]:
+    import numpy as np
+
     state: Any = np.random.get_state()
     name, keys, pos, has_gauss, cached = state
     return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
@@ -82,6 +96,8 @@ def _set_python_rng(state: list[Any]) -> None:
 
 
 def _set_numpy_rng(state: list[Any]) -> None:
+    import numpy as np
+
     name, keys, pos, has_gauss, cached = state
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
@@ -178,9 +194,7 @@ class Trainer:
         import torch
 
         s = self.s
-        if s.device == "cuda" and not torch.cuda.is_available():
-            raise StepFailed("device is cuda but no CUDA GPU is available", hint="use device: auto or cpu")
-        device = torch.device("cuda" if s.device != "cpu" and torch.cuda.is_available() else "cpu")
+        device = pick_device(s.device)
         if device.type == "cuda" and self.dist.world_size > 1:
             device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(device)
@@ -203,8 +217,6 @@ class Trainer:
     def _setup_data(self) -> tuple[TokenData, int, Any, Any, BlockSampler, Path | None, int]:
         """(data, block size, train tokens, eval tokens or None, the batch sampler, the tokenizer
         file, the number of steps)."""
-        from codex_tasks.engine.tokenizer import find_tokenizer_file
-
         s = self.s
         data = TokenData.open(Path(s.data))
         block_size = int(s.block_size or data.meta.get("block_size") or 128)
@@ -228,8 +240,6 @@ class Trainer:
 
     def _setup_model(self) -> Any:
         """The model (a LoRA-wrapped one with `lora:`), on the device, in training mode."""
-        from codex_tasks.engine.model import apply_lora, build_model
-
         s = self.s
         seed_everything(s.seed)
         path = Path(s.model.path) if s.model.path else None
@@ -296,8 +306,6 @@ class Trainer:
             self.resumed_from = path.name
 
     def _choose_and_load(self) -> None:
-        from codex_tasks.engine.checkpoint import current_training, of_training, start_training
-
         s = self.s
         fp = self.fingerprint()
         ckpt = None
@@ -315,7 +323,6 @@ class Trainer:
             reason = verify_checkpoint(path) if path.is_dir() else "not a folder"
             if reason:
                 raise StepFailed(f"cannot resume from {path}: {reason}")
-            from codex_tasks.engine.checkpoint import list_checkpoints
 
             ckpt = next((c for c in list_checkpoints(path.parent) if c.path == path), None)
         if ckpt is None:
@@ -379,15 +386,11 @@ class Trainer:
     def _setup_tracking(self) -> tuple[Any, Any]:
         """(the MLflow tracker or None, the system-metrics sampler or None): rank 0 alone tracks,
         samples and writes metrics."""
-        from codex_tasks.engine.system import SystemSampler
-
         s = self.s
         if not self.is_main:
             return None, None
         tracker = None
         if s.mlflow.enabled and self.tracking_uri:
-            from codex_tasks.engine.tracking import MlflowTracker
-
             # also on self at once: `cleanup` ends a started MLflow run even if what follows fails
             tracker = self.tracker = MlflowTracker(self.tracking_uri, s.mlflow.experiment, self.artifact_location)
             params = {
@@ -420,8 +423,6 @@ class Trainer:
             self.tracker.metric(mlflow_key(split, name), value, step)
 
     def evaluate(self) -> dict[str, float]:
-        from codex_tasks.engine.evaluation import evaluate_model
-
         assert self.eval_tokens is not None
         result = evaluate_model(self.model, self.eval_tokens, self.block_size, self.s.batch_size, self.device,
                                 self.s.eval_batches, self.autocast)
@@ -565,7 +566,7 @@ class Trainer:
         return path
 
     def _finish(self, last_eval: dict[str, float], rates: list[float], seconds: float, start_step: int) -> dict[str, Any]:
-        from codex_tasks.engine.model import save_final
+        import numpy as np
 
         if not self.is_main:
             return {"steps": self.step, "rank": self.dist.rank, "resumed_from": self.resumed_from}

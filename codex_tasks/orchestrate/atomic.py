@@ -13,10 +13,13 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from codex_tasks.errors import StepFailed
+from codex_tasks.repo.patch_write import rollback_bundle
+from codex_tasks.steps import load_kind
+from codex_tasks.steps.agent_apply import apply_change
 from codex_tasks.steps.base import StepContext, StepResult
 
 if TYPE_CHECKING:
-    from codex_tasks.orchestrate.execute import RunContext
+    from codex_tasks.orchestrate.context import RunContext
     from codex_tasks.orchestrate.plan import PlannedStep
 
 SNIPPET = 2000
@@ -29,13 +32,10 @@ def is_atomic_task(step: PlannedStep, run: RunContext) -> bool:
 
 def run_atomic_task(step: PlannedStep, run: RunContext, ctx: StepContext) -> StepResult:
     """Agent in a scratch copy (nothing applied) -> patchset check -> apply -> validation -> rollback on failure."""
-    from codex_tasks.repo.patch_write import rollback_bundle
-    from codex_tasks.steps import agent
-    from codex_tasks.steps.agent_apply import apply_change
-
     assert run.agent_command is not None
+    agent = load_kind("agent")  # through the kind table: no agent code loads for a run without agents
     cfg = agent.config_for_agent(run.agent_command, apply=False, unsandboxed=run.unsandboxed_agents)
-    result = agent.run(cfg, ctx)
+    result: StepResult = agent.run(cfg, ctx)
     allowed = {str(p) for p in step.policy.get("patchset", [])}
     changed = [str(p) for p in result.summary.get("changed_files", [])]
     outside = sorted(p for p in changed if p not in allowed)

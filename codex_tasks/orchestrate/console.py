@@ -18,6 +18,8 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
+from codex_tasks.runs.events import EventReader
+
 MARKS = {"step.succeeded": "✓", "step.failed": "✗", "step.cached": "↺", "step.manual": "✋",
          "step.skipped": "–", "step.not_run": "·", "step.kept": "=", "step.retry": "↻", "step.repair": "⚒"}
 STYLES = {"step.succeeded": "green", "step.failed": "bold red", "step.cached": "blue", "step.manual": "yellow",
@@ -79,8 +81,6 @@ class RunConsole:
 
     def follow(self, rd: Any) -> None:
         """Start printing the events `rd` (a RunDir) appends from now on."""
-        from codex_tasks.runs.events import EventReader
-
         self._run_path = rd.path
         events = rd.path / "events.ndjson"
         self._reader = EventReader(events)

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from codex_tasks import __version__
 from codex_tasks.orchestrate.bindings import sink_paths
+from codex_tasks.orchestrate.legacy_params import test_settings
 from codex_tasks.orchestrate.plan import PlannedStep
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.hashing import deps_hash
-from codex_tasks.steps import agent, load_kind
+from codex_tasks.steps import load_kind
 from codex_tasks.steps.base import StepContext, kind_deps
 
 if TYPE_CHECKING:
-    from codex_tasks.orchestrate.execute import RunContext
+    from codex_tasks.orchestrate.context import RunContext
 
 ACTIONS = ("skipped", "manual", "fail", "kept", "cached", "run")
 
@@ -133,10 +134,9 @@ def decide(step: PlannedStep, run: RunContext) -> Decision:
     cfg = step.config if step.config is not None else module.With()
     if step.manual:
         # `run --agent`: a description-only step goes to the coding agent (scratch tree, gated patch)
-        module, cfg = agent, agent.config_for_agent(str(run.agent_command), unsandboxed=run.unsandboxed_agents)
+        module = load_kind("agent")
+        cfg = module.config_for_agent(str(run.agent_command), unsandboxed=run.unsandboxed_agents)
     elif step.kind == "test":
-        from codex_tasks.orchestrate.legacy_params import test_settings
-
         cfg = test_settings(cfg, run)  # CODEX_COLLECT_COVERAGE, coverage_threshold
     elif step.kind == "agent" and run.unsandboxed_agents:
         cfg = cfg.model_copy(update={"sandbox_required": False})

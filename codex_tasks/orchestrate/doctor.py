@@ -19,6 +19,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from codex_tasks import __version__
+from codex_tasks.core.process import sandbox_unavailable_reason
+from codex_tasks.errors import CodexTasksError
+from codex_tasks.orchestrate.prefect import server
+from codex_tasks.steps.agent_codex import CODEX_PIN, INSTALL_HINT, resolve_codex_bin
+
 Status = Literal["ok", "warn", "fail"]
 MARKS = {"ok": "✓", "warn": "!", "fail": "✗"}
 PACKAGES = ("torch", "transformers", "prefect", "mlflow", "textual", "pydantic")
@@ -46,8 +52,6 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 20) -> str |
 
 def check_versions() -> list[Check]:
     """Python, codex-tasks and the libraries it drives."""
-    from codex_tasks import __version__
-
     checks = [Check("python", "ok", f"{platform.python_version()} ({sys.executable})"),
               Check("codex-tasks", "ok", __version__)]
     for name in PACKAGES:
@@ -93,8 +97,6 @@ def check_torch() -> list[Check]:
 
 def check_prefect() -> Check:
     """The Prefect API a run would use: PREFECT_API_URL, else the managed local server."""
-    from codex_tasks.orchestrate.prefect import server
-
     st = server.status()
     if not st["managed"]:
         if st["running"]:
@@ -123,10 +125,6 @@ def check_mlflow(workspace: Path) -> Check:
 
 def check_agent() -> list[Check]:
     """The Codex CLI (version against the pin) and the sandbox its commands run in."""
-    from codex_tasks.core.process import sandbox_unavailable_reason
-    from codex_tasks.errors import CodexTasksError
-    from codex_tasks.steps.agent_codex import CODEX_PIN, INSTALL_HINT, resolve_codex_bin
-
     checks = []
     try:
         binary = resolve_codex_bin()

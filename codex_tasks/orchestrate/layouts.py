@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from codex_tasks.core.files import write_text_atomic
 from codex_tasks.errors import StepFailed
-from codex_tasks.orchestrate.bindings import Binding
+from codex_tasks.orchestrate.bindings import Binding, BindingRule
+from codex_tasks.orchestrate.legacy_params import test_settings
+from codex_tasks.steps import load_kind
 from codex_tasks.steps.base import StepContext, StepResult
 
 if TYPE_CHECKING:
-    from codex_tasks.orchestrate.execute import RunContext
+    from codex_tasks.orchestrate.context import RunContext
     from codex_tasks.orchestrate.plan import PlannedStep
 
 SNIPPET = 2000  # characters of stdout/stderr kept per command in verification_results.json
@@ -221,8 +223,6 @@ def change_log(run: RunContext) -> str:
 def root_wrapper_sinks(run: RunContext) -> None:
     """Runs of the `codex_task_sequence:` shape keep a change log and a questions file, as its runner did:
     in `{logs_dir}` when the sequence has one, else in the workspace root."""
-    from codex_tasks.orchestrate.bindings import BindingRule
-
     folder = str(run.params.get("logs_dir") or "").strip().rstrip("/")
     for name, kind, what in (("codex_change_log.md", "change_log", "timestamp | phase_id | step_id | status | details"),
                              ("codex_error_questions.md", "errors", "the run's error blocks")):
@@ -250,8 +250,6 @@ def error_questions(ndjson: str) -> str:
 
 def run_bound_step(step: PlannedStep, run: RunContext, ctx: StepContext) -> StepResult:
     """Own lines first (recorded when bound to verification_results.json), then each bound kind."""
-    from codex_tasks.steps import load_kind
-
     by_kind: dict[str, list[Binding]] = defaultdict(list)
     for b in step.bindings:
         by_kind[b.kind].append(b)
@@ -297,7 +295,6 @@ def _run_kind(kind: str, group: list[Binding], ctx: StepContext, load_kind: Any,
         _audit_files(sub_ctx.step_dir, ctx, group)
     elif kind == "test":
         failure: StepFailed | None = None
-        from codex_tasks.orchestrate.legacy_params import test_settings
 
         try:
             module.run(test_settings(module.With(), run), sub_ctx)

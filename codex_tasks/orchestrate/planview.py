@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from codex_tasks.orchestrate.bindings import output_warnings
+from codex_tasks.orchestrate.context import RunContext
 from codex_tasks.orchestrate.decide import decide
-from codex_tasks.orchestrate.execute import RunContext
+from codex_tasks.orchestrate.legacy_params import param_aliases, related_warnings
 from codex_tasks.orchestrate.plan import Plan
 from codex_tasks.orchestrate.prepare import prepare_run
 from codex_tasks.runs.cache import CacheIndex
@@ -49,8 +50,6 @@ def predict(plan: Plan, workspace: Path) -> list[dict[str, Any]]:
 def show_plan(file: str, params: list[str], *, only: list[str] | None, from_step: str | None,
               workspace: str | None, fmt: str, strict: bool = False, bind: bool = True) -> str:
     """The plan of `file` as text, json, mermaid or dot (`strict`: outputs nothing writes are errors)."""
-    from codex_tasks.orchestrate.legacy_params import param_aliases, related_warnings
-
     prepared = prepare_run(file, params, workspace, only=only, from_step=from_step, run_id="plan", bind=bind,
                            strict=strict)
     loaded, plan, ws = prepared.loaded, prepared.plan, prepared.workspace

@@ -17,6 +17,7 @@ from codex_tasks.core.process import is_alive
 from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, RunNotFound, SpecErrors, UsageError
 from codex_tasks.orchestrate.bindings import output_errors
+from codex_tasks.orchestrate.legacy_params import apply_aliases, root_workspace
 from codex_tasks.orchestrate.options import RunOptions
 from codex_tasks.orchestrate.plan import Plan, build_plan, check_placeholders
 from codex_tasks.render.params import declared_names, parse_cli_params, resolve_params, restore_stored
@@ -30,7 +31,7 @@ from codex_tasks.runs.rundir import (
     runs_root,
 )
 from codex_tasks.sequence.load import LoadedSequence, load_sequence
-from codex_tasks.steps import agent
+from codex_tasks.steps import load_kind
 
 
 @dataclass
@@ -75,7 +76,6 @@ def prepare_run(
         if errors:
             raise SpecErrors(errors)
     cli = parse_cli_params(params or [])
-    from codex_tasks.orchestrate.legacy_params import apply_aliases, root_workspace
 
     ws = Path(workspace or root_workspace(loaded, cli) or os.getcwd()).resolve()  # legacy `root` is the workspace
     if not ws.is_dir():
@@ -160,6 +160,9 @@ def prepare_options(opts: RunOptions) -> PreparedRun:
 def _agent_preflight(plan: Plan, opts: RunOptions) -> None:
     """A missing Codex binary or sandbox is bad environment (exit 2), found before anything runs."""
     steps = [s for s in plan.steps() if not s.skip]
+    if not (opts.repair or opts.agent or any(s.repair or s.kind == "agent" for s in steps)):
+        return  # no agent here: its kind (scratch copies, gates, the Codex driver) is not even loaded
+    agent = load_kind("agent")  # through the kind table, as every kind is reached
     if opts.repair:
         agent.preflight(agent.config_for_agent(opts.repair, unsandboxed=opts.unsandboxed_agents))
     for s in steps:

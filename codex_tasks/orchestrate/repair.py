@@ -14,10 +14,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from codex_tasks.errors import CodexTasksError, RunInterrupted
+from codex_tasks.orchestrate.context import capture_error_record, check_declared_outputs
+from codex_tasks.repo.patch_write import rollback_bundle
+from codex_tasks.steps import load_kind
 from codex_tasks.steps.base import StepContext, StepResult
 
 if TYPE_CHECKING:
-    from codex_tasks.orchestrate.execute import RunContext
+    from codex_tasks.orchestrate.context import RunContext
     from codex_tasks.orchestrate.plan import PlannedStep
 
 
@@ -59,10 +62,6 @@ def repair(step: PlannedStep, run: RunContext, module: Any, cfg: Any, ctx: StepC
            spec: dict[str, Any]) -> tuple[StepResult | None, str]:
     """Up to `spec["attempts"]` repairs of a failed step. Returns (its result, note) when a rerun
     succeeded, else (None, the last error message); every failure's block is already recorded."""
-    from codex_tasks.orchestrate.execute import capture_error_record, check_declared_outputs
-    from codex_tasks.repo.patch_write import rollback_bundle
-    from codex_tasks.steps import agent
-
     attempts = int(spec.get("attempts", 1))
     events = run.rundir.events
     message = ""
@@ -73,6 +72,7 @@ def repair(step: PlannedStep, run: RunContext, module: Any, cfg: Any, ctx: StepC
                     agent=spec.get("agent", "codex"), error=message)
         ctx.log(f"repair attempt {k}/{attempts} with {spec.get('agent', 'codex')}: {message}")
         actx = _agent_ctx(ctx, k)
+        agent = load_kind("agent")  # through the kind table, as every kind is reached
         acfg = agent.config_for_agent(str(spec.get("agent", "codex")), unsandboxed=run.unsandboxed_agents)
         acfg = acfg.model_copy(update={"task": step.description or f"Make step {step.id} succeed."})
         try:

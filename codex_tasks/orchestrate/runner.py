@@ -23,13 +23,28 @@ from codex_tasks.core.files import write_json_atomic, write_text_atomic
 from codex_tasks.core.names import slug
 from codex_tasks.errors import CodexTasksError, ServerError, WorkspaceUnwritable
 from codex_tasks.orchestrate.bindings import output_warnings
-from codex_tasks.orchestrate.execute import RunContext, execute_step
+from codex_tasks.orchestrate.context import RunContext
+from codex_tasks.orchestrate.execute import execute_step
+from codex_tasks.orchestrate.layouts import refresh_sinks, root_wrapper_sinks
+from codex_tasks.orchestrate.legacy_params import honored_flags, related_warnings
 from codex_tasks.orchestrate.options import RunOptions
 from codex_tasks.orchestrate.planview import predict
+from codex_tasks.orchestrate.prefect.flow import compile_flow
+from codex_tasks.orchestrate.prefect.rest import record_history
+from codex_tasks.orchestrate.prefect.server import ensure_server, managed_pid
+from codex_tasks.orchestrate.prefect.setup import (
+    attach_report,
+    check_user_api_url,
+    configure_prefect,
+    crash_stale_flow_runs,
+    dask_task_runner,
+)
+from codex_tasks.orchestrate.prefect.watch import ServerWatch
 from codex_tasks.orchestrate.prepare import PreparedRun, prepare_options
 from codex_tasks.render.params import hidden_params, param_env, secret_marker, secret_values
 from codex_tasks.runs.cache import CacheIndex
 from codex_tasks.runs.events import now_iso
+from codex_tasks.runs.lock import RunLock
 from codex_tasks.runs.report import write_report, write_summary
 from codex_tasks.runs.rundir import CODEX_DIR, RunDir, codex_dir
 
@@ -54,9 +69,6 @@ def run_sequence(opts: RunOptions) -> RunResult:
     prepared = prepare_options(opts)
     lock = None
     if not (opts.dry_run or prepared.values.get("dry_run") is True):
-        from codex_tasks.orchestrate.prefect.setup import check_user_api_url
-        from codex_tasks.runs.lock import RunLock
-
         check_user_api_url()
         check_codex_writable(prepared.workspace)
 
@@ -131,12 +143,9 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         rd.events.listeners.append(opts.on_event)
     if opts.on_started:
         opts.on_started(rd)
-    from codex_tasks.orchestrate.legacy_params import related_warnings
 
     for warning in loaded.warnings + related_warnings(loaded) + output_warnings(plan):
         rd.events.emit("log", line=f"warning: {warning}")
-
-    from codex_tasks.orchestrate.legacy_params import honored_flags
 
     flags = honored_flags(spec.metadata, dict(os.environ))  # metadata.honor_env_flags that are set
     run = RunContext(
@@ -163,8 +172,6 @@ def _run_prepared(opts: RunOptions, prepared: PreparedRun) -> RunResult:
         cancel_event=opts.cancel_event or threading.Event(),
     )
     if loaded.shape == "root_wrapper" and not dry_run:
-        from codex_tasks.orchestrate.layouts import root_wrapper_sinks
-
         root_wrapper_sinks(run)
     if previous is not None:
         rd.events.emit("run.resumed", attempt=attempt, title=spec.title)
@@ -265,21 +272,13 @@ def _tags(run: RunContext, rd: RunDir, attempt: int) -> list[str]:
 
 def _run_with_prefect(run: RunContext, opts: RunOptions, attempt: int, rd: RunDir, *,
                       on_server_lost: Callable[[str], None]) -> None:
-    from codex_tasks.orchestrate.prefect.server import managed_pid
-    from codex_tasks.orchestrate.prefect.setup import configure_prefect, crash_stale_flow_runs
-    from codex_tasks.orchestrate.prefect.watch import ServerWatch
-
     url = configure_prefect()
     watch = ServerWatch(url, on_server_lost, pid=managed_pid(url))
     from prefect import tags
     from prefect.settings import temporary_settings
 
-    from codex_tasks.orchestrate.prefect.flow import compile_flow
-
     task_runner = None
     if opts.runner != "local":
-        from codex_tasks.orchestrate.prefect.setup import dask_task_runner
-
         task_runner = dask_task_runner(opts.runner, opts.max_parallel)
     if attempt > 1:
         crash_stale_flow_runs(rd)
@@ -346,9 +345,6 @@ def _sigterm_stays_ours() -> Iterator[None]:
 
 
 def _record_rest_history(run: RunContext, rd: RunDir, summary: dict[str, Any]) -> None:
-    from codex_tasks.orchestrate.prefect.rest import record_history
-    from codex_tasks.orchestrate.prefect.server import ensure_server
-
     try:
         url = ensure_server()
         flow_run_id = record_history(url, rd, summary, _tags(run, rd, int(rd.state.get("attempt", 1))),
@@ -380,16 +376,12 @@ def _close_run(run: RunContext, status: str, start: float, *, prefect_reachable:
     summary = write_summary(rd, run.plan)
     write_report(rd, run.plan, summary)
     if run.sinks:
-        from codex_tasks.orchestrate.layouts import refresh_sinks
-
         refresh_sinks(run)
     if not prefect_reachable:  # the server is gone: the run's Prefect history ends where it stopped
         pass
     elif rd.state.get("history") == "rest":
         _record_rest_history(run, rd, summary)
     elif rd.state.get("flow_run_id") and not run.dry_run:
-        from codex_tasks.orchestrate.prefect.setup import attach_report
-
         attach_report(rd, summary)
     event = {"succeeded": "run.finished", "failed": "run.failed"}.get(status, "run.interrupted")
     rd.events.emit(event, status=status, duration=duration)

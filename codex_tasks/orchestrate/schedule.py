@@ -6,6 +6,7 @@ from typing import Any
 
 from codex_tasks.core.names import slug
 from codex_tasks.errors import UsageError, map_exceptions
+from codex_tasks.orchestrate.prefect.setup import configure_prefect
 from codex_tasks.orchestrate.prepare import prepare_run
 from codex_tasks.render.params import looks_secret
 
@@ -32,9 +33,9 @@ def serve(file: str, *, cron: str | None, interval: float | None, params: list[s
         with map_exceptions({ValueError: lambda _: UsageError(f"--cron {cron!r}: not a cron expression",
                                                              hint="e.g. '0 3 * * *'")}):
             CronSchedule(cron=cron)  # pydantic's ValidationError is a ValueError
-    from codex_tasks.orchestrate.prefect.setup import configure_prefect
 
     configure_prefect()
+    # lazy: the entrypoint is a Prefect flow, so it imports Prefect, which reads its settings then: after configure_prefect()
     from codex_tasks.orchestrate.prefect.entrypoint import codex_sequence
 
     deployment = name or slug(loaded.spec.title)
@@ -57,8 +58,6 @@ def serve(file: str, *, cron: str | None, interval: float | None, params: list[s
 
 
 def _deployments() -> list[Any]:
-    from codex_tasks.orchestrate.prefect.setup import configure_prefect
-
     configure_prefect()
     from prefect import get_client
 
@@ -79,8 +78,6 @@ def list_schedules() -> list[dict[str, Any]]:
 
 
 def set_paused(name: str, paused: bool) -> str:
-    from codex_tasks.orchestrate.prefect.setup import configure_prefect
-
     configure_prefect()  # before prefect is imported: it reads the API URL once
     from prefect import get_client
 

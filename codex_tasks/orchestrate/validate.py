@@ -5,6 +5,7 @@ from __future__ import annotations
 from codex_tasks.core.resources import resolve_sequence_ref
 from codex_tasks.errors import CodexTasksError, ParamError, SpecError, SpecErrors
 from codex_tasks.orchestrate.bindings import output_warnings
+from codex_tasks.orchestrate.legacy_params import related_warnings
 from codex_tasks.orchestrate.plan import check_placeholders
 from codex_tasks.orchestrate.prepare import prepare_run
 from codex_tasks.render.params import declared_names
@@ -28,8 +29,6 @@ def validate_file(file: str, params: list[str] | None = None, *, strict: bool = 
     except CodexTasksError as exc:
         return [SpecError(exc.message, file=file, hint=exc.hint)], ""
     if warnings is not None:
-        from codex_tasks.orchestrate.legacy_params import related_warnings
-
         warnings.extend(prepared.loaded.warnings + related_warnings(prepared.loaded) + output_warnings(prepared.plan))
     spec = prepared.loaded.spec
     n_steps = sum(len(p.steps) for p in spec.phases)

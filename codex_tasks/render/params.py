@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from codex_tasks.core.names import closest
+from codex_tasks.core.secret_rules import redact_tokens
 from codex_tasks.errors import ParamError
 from codex_tasks.render.templating import BUILTINS
 from codex_tasks.sequence.models import ParamSpec, Sequence
@@ -121,7 +122,6 @@ def looks_secret(name: str, value: Any) -> bool:
     secret-ish name (`password`, `api_key`, `token`, ...)."""
     if not isinstance(value, str) or len(value) < 4:
         return False
-    from codex_tasks.core.secret_rules import redact_tokens
 
     probe = f"{name}={value}"
     return redact_tokens(probe) != probe or redact_tokens(value) != value

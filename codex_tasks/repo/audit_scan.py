@@ -24,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from codex_tasks.core.patterns import glob_match, match_any
+from codex_tasks.repo.secret_scan import PRUNE_DIRS
 
 TODO_MARKERS = (b"TODO", b"FIXME", b"XXX")
 _TODO_RE = re.compile(r"\b(?:TODO|FIXME|XXX)\b")
@@ -321,8 +322,6 @@ def bucket_matcher(buckets: dict[str, dict[str, list[str]]]) -> Callable[[str, s
 
 def iter_sources(root: Path, include: Iterable[str], exclude: Iterable[str]) -> list[tuple[str, str]]:
     """Files under root matching `include` and not `exclude` (caches and `.git` pruned)."""
-    from codex_tasks.repo.secret_scan import PRUNE_DIRS
-
     include = list(include)
     exclude = list(exclude)
     out = []

@@ -14,8 +14,6 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -221,7 +219,10 @@ def scan_paths(
             if progress and (k % 100 == 0 or k == total):
                 progress(k, total)
     else:
+        # the process pool (multiprocessing, logging) loads only for a scan large enough to use it
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
 
         chunk = max(16, min(256, total // (workers * 8) or 1))
         chunks = [items[i : i + chunk] for i in range(0, total, chunk)]

@@ -15,7 +15,7 @@ from typing import Any
 from codex_tasks.core.redact import redact, redact_obj
 from codex_tasks.core.resources import template_path
 from codex_tasks.render.templating import render_template_text
-from codex_tasks.runs.events import now_iso
+from codex_tasks.runs.events import EventLog, now_iso
 
 DEFAULT_TEMPLATE = (
     "Question for ChatGPT {timestamp}:\n"
@@ -73,8 +73,6 @@ def build_error_record(
 
 def append_error(path: Path, record: dict[str, Any]) -> None:
     """Append one record as one whole line."""
-    from codex_tasks.runs.events import EventLog
-
     line = json.dumps(redact_obj(record), ensure_ascii=False, default=str)
     # reuse the events writer's whole-line append (lock + O_APPEND)
     EventLog(path, "")._append_line(line)

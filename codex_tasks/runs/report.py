@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from codex_tasks.core.files import read_json, write_json_atomic, write_text_atomic
 from codex_tasks.runs.charts import FAMILIES, Drawn, draw_charts, is_curve, read_charts
+from codex_tasks.runs.errorcap import read_error_file
 from codex_tasks.runs.events import read_events
 from codex_tasks.runs.rundir import RunDir
 
@@ -125,8 +126,6 @@ def write_report(rd: RunDir, plan: Plan | None, summary: dict[str, Any]) -> None
     errors = []
     err_file = rd.path / "error_captures.ndjson"
     if err_file.exists():
-        from codex_tasks.runs.errorcap import read_error_file
-
         errors = read_error_file(err_file)
     md = [f"# {summary.get('title')}", "",
           f"- run: `{summary['run_id']}` (attempt {summary.get('attempt', 1)})",

@@ -15,6 +15,7 @@ from codex_tasks.errors import SpecError, SpecErrors
 from codex_tasks.sequence.checks import check_references
 from codex_tasks.sequence.models import Phase, Sequence
 from codex_tasks.sequence.origins import LoadedSequence, Origin, data_loc, locate, pydantic_errors
+from codex_tasks.sequence.shapes import convert
 from codex_tasks.sequence.yaml_loader import Positions, load_yaml_with_positions
 
 __all__ = ["LoadedSequence", "Origin", "check_references", "load_sequence", "load_what_validates", "pydantic_errors",
@@ -78,7 +79,6 @@ def _steps_at_fault(exc: ValidationError, data: Any) -> set[tuple[int, int]] | N
 def _load(path: Path, file: str, _seen: tuple[Path, ...], *,
           salvage: bool) -> tuple[LoadedSequence | None, list[SpecError]]:
     text, data, pos = read_sequence_file(path)
-    from codex_tasks.sequence.shapes import convert
 
     original = pos
     converted = convert(data, pos)

@@ -19,7 +19,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from codex_tasks.core.redact import is_registered, redact
 from codex_tasks.errors import StepFailed
+from codex_tasks.steps.agent_codex import resolve_codex_bin
+from codex_tasks.steps.agent_prompt import PromptInputs, load_template, render_description, render_prompt
+from codex_tasks.steps.agent_sandbox import check_sandbox
+from codex_tasks.steps.agent_scratch import git, make_scratch
+from codex_tasks.steps.agent_session import carry_out
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "agent"
@@ -74,9 +80,6 @@ config_for_command = config_for_agent
 
 def preflight(cfg: With) -> None:
     """Checks that fail a run before it starts (exit 2): the Codex binary, the sandbox."""
-    from codex_tasks.steps.agent_codex import resolve_codex_bin
-    from codex_tasks.steps.agent_sandbox import check_sandbox
-
     if cfg.is_codex:
         resolve_codex_bin(cfg.bin)
     else:
@@ -87,8 +90,6 @@ def cache_key(cfg: With, ctx: StepContext) -> str:
     """What an agent step's cache entry is keyed by, besides its `with:` and `deps` (only with
     `cache: true`): the rendered task, the prompt template, the declared outputs, agent and model."""
     import hashlib
-
-    from codex_tasks.steps.agent_prompt import load_template, render_description
 
     task = render_description(cfg.task or ctx.description, dict(ctx.params))
     parts = [task, load_template(cfg.prompt_template, ctx), json.dumps(ctx.declared_outputs),
@@ -137,8 +138,6 @@ def _declared(ctx: StepContext) -> list[str]:
 
 def _partial_diff(scratch_root: Path) -> str:
     """The diff a killed earlier attempt left in its scratch copy (described in the new prompt)."""
-    from codex_tasks.steps.agent_scratch import git
-
     if not (scratch_root / ".git").is_dir():
         return ""
     git(scratch_root, "add", "-A", check=False)
@@ -151,8 +150,6 @@ def _agent_env(ctx: StepContext, scratch: Path, prompt_file: Path) -> dict[str, 
     registered as secret: provider-looking keys such as OPENAI_API_KEY stay, Codex needs them)."""
     import os
 
-    from codex_tasks.core.redact import is_registered, redact
-
     inherited = {k: v for k, v in os.environ.items() if not is_registered(v)}
     run_env = {k: v for k, v in ctx.env.items() if redact(v) == v}
     return {**inherited, **run_env, "CODEX_TASKS_PROMPT_FILE": str(prompt_file), "CODEX_TASKS_WORKDIR": str(scratch),
@@ -162,9 +159,6 @@ def _agent_env(ctx: StepContext, scratch: Path, prompt_file: Path) -> dict[str, 
 def run(cfg: With, ctx: StepContext, *, repair: str = "") -> StepResult:
     """Carry out the step (module docstring); `repair` is a failing step's error block, given by
     the repair loop (orchestrate/repair.py)."""
-    from codex_tasks.steps.agent_prompt import PromptInputs, render_prompt
-    from codex_tasks.steps.agent_scratch import make_scratch
-
     task = cfg.task or ctx.description
     if not task.strip() and not repair:
         raise StepFailed("the agent step has no task: give it a description or `task`")
@@ -194,8 +188,6 @@ def run(cfg: With, ctx: StepContext, *, repair: str = "") -> StepResult:
     scratch = make_scratch(ctx.workspace, scratch_root, extra_files=earlier)
     scratch.seconds = round(time.perf_counter() - t0, 3)
     try:
-        from codex_tasks.steps.agent_session import carry_out
-
         return carry_out(cfg, ctx, scratch, prompt, prompt_file, _agent_env(ctx, scratch.root, prompt_file),
                          declared, inputs.sequence_rel)
     finally:

@@ -15,6 +15,9 @@ from typing import Any
 
 from codex_tasks.core.files import write_json_atomic
 from codex_tasks.errors import StepFailed
+from codex_tasks.repo.patch_apply import FileChange, PatchPlan, confine, plan_patches
+from codex_tasks.repo.patch_parse import parse_patch
+from codex_tasks.repo.patch_write import commit_plan, write_bundle
 
 CHANGE_FILE = "agent_change.json"
 OUTPUTS_DIR = "agent_outputs"
@@ -39,10 +42,6 @@ def keep_change(step_dir: Path, scratch: Path, patch: str, outputs: list[str]) -
 def apply_change(step_dir: Path, workspace: Path) -> list[str]:
     """Apply a kept change to `workspace`, all files or none, with a rollback bundle in
     `step_dir/rollback`; returns the paths written."""
-    from codex_tasks.repo.patch_apply import FileChange, PatchPlan, confine, plan_patches
-    from codex_tasks.repo.patch_parse import parse_patch
-    from codex_tasks.repo.patch_write import commit_plan, write_bundle
-
     record_path = step_dir / CHANGE_FILE
     if not record_path.is_file():
         raise StepFailed(f"no kept agent change in {step_dir}", hint="only agent steps keep a change to apply")

@@ -22,7 +22,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from codex_tasks.core.files import write_json_atomic
+from codex_tasks.core.redact import register_values
 from codex_tasks.errors import StepFailed, StepTimeout
+from codex_tasks.repo.secret_scan import forbidden_files, scan_paths
 from codex_tasks.steps.agent_scratch import Changes
 
 Spawn = Callable[..., subprocess.Popen[bytes]]
@@ -59,9 +61,6 @@ def refuse_paths(changes: Changes, scratch: Path, *, workflows_allowed: bool, se
 
 def scan_changes(changes: Changes, scratch: Path, report_dir: Path) -> None:
     """Refuse a patch that adds a secret or a forbidden file."""
-    from codex_tasks.core.redact import register_values
-    from codex_tasks.repo.secret_scan import forbidden_files, scan_paths
-
     files = [(scratch / p, p) for p in changes.paths if (scratch / p).is_file() and not (scratch / p).is_symlink()]
     findings, _ = scan_paths(files, workers=1)
     findings += forbidden_files(files, [".env", ".env.*", "!.env.example", "!.env.sample", "!.env.template"])

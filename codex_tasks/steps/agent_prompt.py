@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from codex_tasks.core.redact import redact
+from codex_tasks.core.resources import template_path
 from codex_tasks.errors import StepFailed
+from codex_tasks.render.templating import render_string
 from codex_tasks.steps.base import StepContext
 
 _SIMPLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -24,8 +26,6 @@ _SIMPLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def render_description(text: str, values: dict[str, Any]) -> str:
     """Placeholders rendered; prose braces that name no parameter are left as written."""
-    from codex_tasks.render.templating import render_string
-
     try:
         return render_string(text, values)
     except Exception:  # noqa: BLE001 - prose is not a template (stray braces): render `{name}` only
@@ -95,8 +95,6 @@ class PromptInputs:
 def load_template(template: str | None, ctx: StepContext) -> str:
     """The template text: `template` (a file path, or inline Jinja2), `metadata.agent_prompt_template`
     (a path), or the shipped `templates/agent_prompt.md.j2`."""
-    from codex_tasks.core.resources import template_path
-
     for ref in (template, ctx.params.get("agent_prompt_template")):
         if not ref or not isinstance(ref, str):
             continue

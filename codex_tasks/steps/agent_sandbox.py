@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.process import Sandbox, kill_tree, sandbox_unavailable_reason, spawn
 from codex_tasks.errors import AgentUnavailable
 
 SANDBOX_HINT = ("install bubblewrap (apt-get install bubblewrap) and allow user namespaces, or opt out "
@@ -23,8 +24,6 @@ SANDBOX_HINT = ("install bubblewrap (apt-get install bubblewrap) and allow user 
 
 def check_sandbox(required: bool) -> None:
     """Refuse to run an agent without a sandbox, unless the user opted out."""
-    from codex_tasks.core.process import sandbox_unavailable_reason
-
     reason = sandbox_unavailable_reason()
     if reason and required:
         raise AgentUnavailable(f"agents run only inside a sandbox, and none is available: {reason}", hint=SANDBOX_HINT)
@@ -33,21 +32,15 @@ def check_sandbox(required: bool) -> None:
 def spawn_strict(argv: list[str], *, cwd: Path, env: dict[str, str], writable: tuple[Path, ...], network: bool,
                  required: bool, **stdio: Any) -> subprocess.Popen[bytes]:
     """Start `argv` in the strict sandbox (see the module docstring)."""
-    from codex_tasks.core.process import Sandbox, spawn
-
     return spawn(argv, cwd=cwd, env=env, sandbox=Sandbox("strict", writable=writable, network=network),
                  allow_unsandboxed=not required, **stdio)
 
 
 def spawn_pid(argv: list[str], *, cwd: Path, env: dict[str, str], **stdio: Any) -> subprocess.Popen[bytes]:
     """Start `argv` in its own PID namespace (filesystem untouched): for the Codex CLI."""
-    from codex_tasks.core.process import Sandbox, spawn
-
     return spawn(argv, cwd=cwd, env=env, sandbox=Sandbox("pid"), **stdio)
 
 
 def end(proc: subprocess.Popen[bytes]) -> None:
     """End `proc` and every process it started."""
-    from codex_tasks.core.process import kill_tree
-
     kill_tree(proc, grace=2.0)

@@ -17,7 +17,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codex_tasks.core.redact import register_values
 from codex_tasks.errors import StepFailed
+from codex_tasks.repo.secret_scan import PRUNE_DIRS, forbidden_files, scan_paths
 
 _GIT_ENV = {
     "GIT_AUTHOR_NAME": "codex-tasks", "GIT_AUTHOR_EMAIL": "codex-tasks@localhost",
@@ -39,8 +41,6 @@ def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
 
 def workspace_files(ws: Path) -> list[str]:
     """The workspace's files, relative: what git would see (tracked + not ignored), else a walk."""
-    from codex_tasks.repo.secret_scan import PRUNE_DIRS
-
     probe = subprocess.run(["git", "-C", str(ws), "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                            check=False)
     if probe.returncode == 0:
@@ -59,9 +59,6 @@ def workspace_files(ws: Path) -> list[str]:
 
 def secret_flagged(ws: Path, files: list[str]) -> set[str]:
     """Files the secret scan flags (a secret inside, or a forbidden file such as `.env`)."""
-    from codex_tasks.core.redact import register_values
-    from codex_tasks.repo.secret_scan import forbidden_files, scan_paths
-
     pairs = [(ws / rel, rel) for rel in files if (ws / rel).is_file() and not (ws / rel).is_symlink()]
     findings, _ = scan_paths(pairs, workers=1)
     findings += forbidden_files(pairs, [".env", ".env.*", "!.env.example", "!.env.sample", "!.env.template"])

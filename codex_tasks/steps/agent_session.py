@@ -6,8 +6,18 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codex_tasks.errors import StepFailed
-from codex_tasks.steps.agent_scratch import Changes, Scratch
+from codex_tasks.errors import StepFailed, StepTimeout
+from codex_tasks.steps.agent_apply import apply_change, keep_change
+from codex_tasks.steps.agent_codex import (
+    CodexOptions,
+    codex_argv,
+    prefect_logger,
+    resolve_codex_bin,
+    run_codex,
+)
+from codex_tasks.steps.agent_gate import count_tests, refuse_paths, run_test_gate, scan_changes
+from codex_tasks.steps.agent_sandbox import end, spawn_pid, spawn_strict
+from codex_tasks.steps.agent_scratch import Changes, Scratch, collect_changes, git
 from codex_tasks.steps.base import StepContext, StepResult
 
 if TYPE_CHECKING:
@@ -19,8 +29,6 @@ def _tail(path: Path, n: int = 3000) -> str:
 
 
 def _emitter(ctx: StepContext, agent: str) -> Any:
-    from codex_tasks.steps.agent_codex import prefect_logger
-
     logger = prefect_logger()
 
     def emit(kind: str, fields: dict[str, Any]) -> None:
@@ -51,9 +59,6 @@ def _line(kind: str, f: dict[str, Any]) -> str:
 def run_codex_agent(cfg: With, ctx: StepContext, scratch: Path, prompt: str, env: dict[str, str],
                     declared: list[str]) -> dict[str, Any]:
     """Run the Codex CLI; returns the step summary facts. Fails the step on `error` / `turn.failed`."""
-    from codex_tasks.steps.agent_codex import CodexOptions, codex_argv, resolve_codex_bin, run_codex
-    from codex_tasks.steps.agent_sandbox import end, spawn_pid
-
     # Codex's sandbox keeps a `.codex/` folder read-only; a declared output there (e.g. the legacy
     # `.codex/logs`) needs it writable in the scratch copy. The guardrails still refuse the rest.
     add_dirs: tuple[Path, ...] = ()
@@ -95,9 +100,6 @@ def run_generic_agent(cfg: With, ctx: StepContext, scratch: Path, prompt: str, p
     import shlex
     import time
 
-    from codex_tasks.errors import StepTimeout
-    from codex_tasks.steps.agent_sandbox import end, spawn_strict
-
     argv = [a.replace("{prompt_file}", str(prompt_file)).replace("{workdir}", str(scratch))
             for a in (cfg.command or shlex.split(cfg.agent))]
     ctx.log(f"agent: {shlex.join(argv)} in the scratch copy (strict sandbox)")
@@ -137,8 +139,6 @@ def run_generic_agent(cfg: With, ctx: StepContext, scratch: Path, prompt: str, p
 def carry_out(cfg: With, ctx: StepContext, scratch: Scratch, prompt: str, prompt_file: Path, env: dict[str, str],
               declared: list[str], sequence_rel: str | None) -> StepResult:
     """Run the agent in `scratch`, then gate and bring back its change."""
-    from codex_tasks.steps.agent_gate import count_tests
-
     gate_kw = _gate_kw(cfg, ctx, scratch.root, env)
     import time
 
@@ -160,7 +160,6 @@ def carry_out(cfg: With, ctx: StepContext, scratch: Scratch, prompt: str, prompt
     lap("agent")
     summary["timings"] = timings  # filled in as the step goes on
     summary["left_out"] = scratch.left_out
-    from codex_tasks.steps.agent_scratch import collect_changes
 
     changes = collect_changes(scratch.root, force_add=declared)
     lap("collect")
@@ -191,8 +190,6 @@ def _gate_dir(ctx: StepContext) -> Path:
 
 
 def _gate_kw(cfg: With, ctx: StepContext, scratch: Path, env: dict[str, str]) -> dict[str, Any]:
-    from codex_tasks.steps.agent_sandbox import end, spawn_strict
-
     def spawn(argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
         return spawn_strict(argv, writable=(scratch,), network=False, required=cfg.sandbox_required, **kw)
 
@@ -201,8 +198,6 @@ def _gate_kw(cfg: With, ctx: StepContext, scratch: Path, env: dict[str, str]) ->
 
 def _gate(cfg: With, ctx: StepContext, scratch: Path, changes: Changes, sequence_rel: str | None, before: int,
           gate_kw: dict[str, Any], summary: dict[str, Any], declared: list[str]) -> None:
-    from codex_tasks.steps.agent_gate import refuse_paths, run_test_gate, scan_changes
-
     refuse_paths(changes, scratch, workflows_allowed=ctx.params.get("forbid_github_workflows") is False,
                  sequence_rel=sequence_rel, declared=tuple(declared))
     if cfg.scan:
@@ -216,9 +211,6 @@ def _gate(cfg: With, ctx: StepContext, scratch: Path, changes: Changes, sequence
 
 def _bring_back(cfg: With, ctx: StepContext, scratch: Path, changes: Changes, declared: list[str],
                 summary: dict[str, Any], outputs: list[str]) -> StepResult:
-    from codex_tasks.steps.agent_apply import apply_change, keep_change
-    from codex_tasks.steps.agent_scratch import git
-
     rest = [p for p in changes.paths if p not in declared]
     patch = ""
     if rest:

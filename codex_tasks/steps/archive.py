@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from codex_tasks.core.files import sha256_file, write_json_atomic
+from codex_tasks.core.patterns import match_any
 from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -60,8 +61,6 @@ def _default_paths(ctx: StepContext) -> list[Path]:
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
-    from codex_tasks.core.patterns import match_any
-
     out = ctx.resolve(cfg.out) if cfg.out else ctx.run_dir / "codex_run_artifacts.zip"
     roots = [ctx.resolve(p) for p in cfg.paths] if cfg.paths is not None else _default_paths(ctx)
     ws = ctx.workspace.resolve()

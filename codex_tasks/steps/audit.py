@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from codex_tasks.core.redact import redact
 from codex_tasks.errors import StepFailed
+from codex_tasks.repo.audit_defaults import DEFAULT_BUCKETS, DEFAULT_REMOTE_PATTERNS
+from codex_tasks.repo.audit_scan import audit_files, bucket_matcher, iter_sources
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "audit"
@@ -30,14 +32,10 @@ class Bucket(BaseModel):
 
 
 def _default_buckets() -> dict[str, Bucket]:
-    from codex_tasks.repo.audit_defaults import DEFAULT_BUCKETS
-
     return {name: Bucket(**spec) for name, spec in DEFAULT_BUCKETS.items()}
 
 
 def _default_remote() -> list[str]:
-    from codex_tasks.repo.audit_defaults import DEFAULT_REMOTE_PATTERNS
-
     return list(DEFAULT_REMOTE_PATTERNS)
 
 
@@ -65,8 +63,6 @@ def outputs(cfg: With, ctx: StepContext) -> list[str]:
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
-    from codex_tasks.repo.audit_scan import audit_files, bucket_matcher, iter_sources
-
     root = ctx.resolve(cfg.root)
     if not root.is_dir():
         raise StepFailed(f"audit root is not a folder: {root}")

@@ -7,14 +7,16 @@ The entry is rendered from `templates/changelog_entry.md.j2` (or `template`) wit
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field
 
-from codex_tasks.core.files import write_json_atomic
+from codex_tasks.core.files import sha256_file, write_json_atomic
+from codex_tasks.core.redact import redact
+from codex_tasks.core.resources import template_path
 from codex_tasks.errors import StepFailed
+from codex_tasks.runs.events import read_events
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "changelog"
@@ -34,8 +36,6 @@ class With(WithModel):
 
 def step_statuses(ctx: StepContext) -> list[dict[str, str]]:
     """The latest status of each step of this run (from events.ndjson), in first-seen order."""
-    from codex_tasks.runs.events import read_events
-
     order: dict[str, dict[str, str]] = {}
     path = ctx.run_dir / "events.ndjson"
     if not path.is_file():
@@ -74,9 +74,6 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
 
-    from codex_tasks.core.redact import redact
-    from codex_tasks.core.resources import template_path
-
     tpl_path = ctx.resolve(cfg.template) if cfg.template else template_path("changelog_entry.md.j2")
     if not tpl_path.is_file():
         raise StepFailed(f"changelog template not found: {tpl_path}")
@@ -85,7 +82,7 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
         p = ctx.resolve(rel)
         if not p.is_file():
             raise StepFailed(f"artifact not found: {rel}")
-        artifacts.append({"path": rel, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
+        artifacts.append({"path": rel, "sha256": sha256_file(p)})
     data: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "title": cfg.title or _title(ctx),

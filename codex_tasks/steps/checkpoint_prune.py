@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from codex_tasks.core.files import write_json_atomic
+from codex_tasks.engine.checkpoint import prune_checkpoints
+from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "checkpoint_prune"
@@ -27,9 +29,6 @@ class With(WithModel):
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
-    from codex_tasks.engine.checkpoint import prune_checkpoints
-    from codex_tasks.errors import StepFailed
-
     root = ctx.resolve(cfg.dir)
     if (root / "checkpoints").is_dir():
         root = root / "checkpoints"

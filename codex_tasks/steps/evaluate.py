@@ -7,6 +7,12 @@ from typing import Literal
 from pydantic import Field
 
 from codex_tasks.core.files import write_json_atomic
+from codex_tasks.engine.data import TokenData, n_blocks
+from codex_tasks.engine.evaluation import evaluate_model
+from codex_tasks.engine.metrics import MetricsLog
+from codex_tasks.engine.model import load_model, pick_device, resolve_model_folder
+from codex_tasks.engine.tokenizer import load_tokenizer
+from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "evaluate"
@@ -37,28 +43,18 @@ def deps(cfg: With, ctx: StepContext) -> list[str]:
 def run(cfg: With, ctx: StepContext) -> StepResult:
     import torch
 
-    from codex_tasks.engine.data import TokenData, n_blocks
-    from codex_tasks.engine.evaluation import evaluate_model
-    from codex_tasks.engine.metrics import MetricsLog
-    from codex_tasks.engine.model import load_model, resolve_model_folder
-    from codex_tasks.errors import StepFailed
-
     data = TokenData.open(ctx.resolve(cfg.data))
     tokens = data.tokens(cfg.split)
     block_size = int(cfg.block_size or data.meta.get("block_size") or 128)
     if n_blocks(tokens, block_size) == 0:
         raise StepFailed(f"{data.path(cfg.split)} holds {len(tokens)} tokens, fewer than one block of {block_size + 1}")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise StepFailed("device is cuda but no CUDA GPU is available", hint="use device: auto or cpu")
-    device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+    device = pick_device(cfg.device)
     folder = resolve_model_folder(ctx.resolve(cfg.model))
     model = load_model(folder).to(device)
     vocab = int(model.config.vocab_size)
     if data.vocab_size > vocab:
         raise StepFailed(f"the data's vocabulary ({data.vocab_size}) is larger than the model's ({vocab})")
     if cfg.tokenizer:
-        from codex_tasks.engine.tokenizer import load_tokenizer
-
         tok = load_tokenizer(ctx.resolve(cfg.tokenizer))
         if tok.vocab_size > vocab:
             raise StepFailed(f"the tokenizer's vocabulary ({tok.vocab_size}) is larger than the model's ({vocab})")

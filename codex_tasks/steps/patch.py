@@ -14,6 +14,9 @@ from pydantic import Field, field_validator
 
 from codex_tasks.core.files import write_json_atomic
 from codex_tasks.errors import PatchConflict, StepFailed
+from codex_tasks.repo.patch_apply import plan_patches
+from codex_tasks.repo.patch_parse import parse_patch
+from codex_tasks.repo.patch_write import commit_plan, rollback_bundle, write_bundle
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "patch"
@@ -78,10 +81,6 @@ def outputs(cfg: With, ctx: StepContext) -> list[str]:
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
-    from codex_tasks.repo.patch_apply import plan_patches
-    from codex_tasks.repo.patch_parse import parse_patch
-    from codex_tasks.repo.patch_write import commit_plan, write_bundle
-
     root = ctx.resolve(cfg.root)
     parsed = []
     for source, text in _load_texts(cfg, ctx):
@@ -125,8 +124,6 @@ def rollback(run_dir: Path | str, step_id: str, *, force: bool = False) -> list[
     This is `codex-tasks rollback RUN STEP`. Refuses (`StepFailed`) when a file changed after the
     patch, unless `force`.
     """
-    from codex_tasks.repo.patch_write import rollback_bundle
-
     bundle = Path(run_dir) / "steps" / step_id / "rollback"
     if not bundle.is_dir():
         raise StepFailed(f"step {step_id!r} of this run kept no rollback bundle (was it a patch step that applied?)")

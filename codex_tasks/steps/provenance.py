@@ -18,8 +18,10 @@ from typing import Any
 
 from pydantic import Field
 
+from codex_tasks import __version__
 from codex_tasks.core.files import sha256_file
 from codex_tasks.core.hardware import gpus
+from codex_tasks.core.redact import redact_obj
 from codex_tasks.errors import StepFailed
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
@@ -115,8 +117,6 @@ def _seeds(params: Any) -> dict[str, Any]:
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
-    from codex_tasks import __version__
-
     ctx.step_dir.mkdir(parents=True, exist_ok=True)
     seq = ctx.run_dir / "sequence.yaml"
     outputs_of: dict[str, list[dict[str, Any]]] = {}
@@ -167,7 +167,6 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
             raise StepFailed("SBOM generation failed", context=proc.stderr[-2000:], hint="install cyclonedx-bom")
         record["sbom"] = sbom.name
         out.append(str(sbom))
-    from codex_tasks.core.redact import redact_obj
 
     (ctx.step_dir / "provenance.json").write_text(json.dumps(redact_obj(record), indent=2, default=str) + "\n")
     git = record["git"]

@@ -12,7 +12,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from codex_tasks.core.files import write_json_atomic
+from codex_tasks.core.redact import register_values
 from codex_tasks.errors import StepFailed
+from codex_tasks.repo.secret_scan import (
+    DEFAULT_FORBID,
+    ExtraRule,
+    apply_allowlist,
+    forbidden_files,
+    iter_files,
+    scan_paths,
+)
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "safety_scan"
@@ -39,8 +48,6 @@ class Allowlist(BaseModel):
 
 
 def _default_forbid() -> list[str]:
-    from codex_tasks.repo.secret_scan import DEFAULT_FORBID
-
     return list(DEFAULT_FORBID)
 
 
@@ -67,15 +74,6 @@ def outputs(cfg: With, ctx: StepContext) -> list[str]:
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
-    from codex_tasks.core.redact import register_values
-    from codex_tasks.repo.secret_scan import (
-        ExtraRule,
-        apply_allowlist,
-        forbidden_files,
-        iter_files,
-        scan_paths,
-    )
-
     roots = [ctx.resolve(p) for p in cfg.paths] if cfg.paths is not None else [ctx.workspace, ctx.run_dir]
     files = []
     seen = set()

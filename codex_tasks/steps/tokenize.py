@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from codex_tasks.engine.corpus import DEFAULT_CORPUS, DEFAULT_EXCLUDE
+from codex_tasks.core.resources import tasks_dir
+from codex_tasks.engine.corpus import DEFAULT_CORPUS, DEFAULT_EXCLUDE, find_files
+from codex_tasks.engine.prepare import PrepareSpec, prepare_token_data
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "tokenize"
@@ -62,8 +64,6 @@ def fallback_root(cfg: With, ctx: StepContext) -> Path | None:
     if not cfg.fallback:
         return None
     if cfg.fallback == "builtin":
-        from codex_tasks.core.resources import tasks_dir
-
         return tasks_dir() / "corpus"
     return ctx.resolve(cfg.fallback)
 
@@ -83,9 +83,6 @@ def outputs(cfg: With, ctx: StepContext) -> list[str]:
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
-    from codex_tasks.engine.corpus import find_files
-    from codex_tasks.engine.prepare import PrepareSpec, prepare_token_data
-
     out = ctx.resolve(cfg.out)
     root, corpus = ctx.workspace, cfg.corpus
     fallback = fallback_root(cfg, ctx)

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from codex_tasks.core.files import read_json
 from codex_tasks.engine.config import TrainSettings
+from codex_tasks.engine.distributed import launch
+from codex_tasks.engine.hooks import CallbackHooks
+from codex_tasks.engine.trainer import Trainer
 from codex_tasks.steps.base import StepContext, StepResult, WithModel
 
 NAME = "train"
@@ -77,9 +80,6 @@ def run_tags(ctx: StepContext) -> dict[str, str]:
 
 
 def run(cfg: With, ctx: StepContext) -> StepResult:
-    from codex_tasks.engine.hooks import CallbackHooks
-    from codex_tasks.engine.trainer import Trainer
-
     settings = resolve_paths(cfg, ctx)
     if ctx.forced and settings.resume != "never":
         # --force=ID (also with --resume): from scratch; the old checkpoints stay on disk, ignored
@@ -93,8 +93,6 @@ def run(cfg: With, ctx: StepContext) -> StepResult:
     # the first training step comes after imports, data and model setup: say what is going on
     ctx.log(f"setting up: data {settings.data}, model, optimizer" + (", MLflow" if settings.mlflow.enabled else ""))
     if settings.distributed is not None and settings.distributed.active:
-        from codex_tasks.engine.distributed import launch
-
         # torchrun (DDP) in a subprocess: its output streams to the step log, rank 0's events to ctx
         summary = launch(settings, hooks, run_id=ctx.run_id, run_name=run_name, tracking_uri=uri,
                          artifact_location=artifacts, env=ctx.env)

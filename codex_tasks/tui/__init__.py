@@ -2,8 +2,8 @@
 
 Layers: `source` reads a run folder (events tail, plan, state, error blocks, step logs);
 `model` folds events into a run model (pure, no Textual); `widgets` and `screens` draw it;
-`app.RunApp` wires them; `launch` holds the entry points. Importing this package is cheap:
-Textual is imported only when a TUI starts.
+`app.RunApp` wires them; `launch` holds the entry points. Importing this package imports
+Textual; the CLI imports it only for `tui` and `run --tui`.
 """
 
 from __future__ import annotations

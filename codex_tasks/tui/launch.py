@@ -12,14 +12,12 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from codex_tasks.errors import UsageError
 from codex_tasks.runs.rundir import find_run
+from codex_tasks.tui.app import RunApp
 from codex_tasks.tui.controller import Launcher, RunController
-
-if TYPE_CHECKING:
-    from codex_tasks.tui.app import RunApp
 
 
 def is_sequence_file(target: str) -> bool:
@@ -42,8 +40,6 @@ def main(target: str | None, run_args: list[str] | None, workspace: str | None, 
 
 def watch(path: Path, launcher: Launcher | None = None) -> int:
     """Watch (or replay) the run folder at `path`; a run resumed from the TUI is waited for."""
-    from codex_tasks.tui.app import RunApp
-
     app = RunApp(path, launcher=launcher)
     with _cancel_on_signal(app):
         app.run()
@@ -58,7 +54,6 @@ def run_with_tui(opts: Any, launcher: Launcher) -> int:
     from multiprocessing import resource_tracker
 
     resource_tracker.ensure_running()
-    from codex_tasks.tui.app import RunApp
     launcher.check(opts)  # bad input (file, parameter, option) fails here, before the screen opens
     controller = RunController(opts, launcher)
     controller.start()

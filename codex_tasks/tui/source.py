@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_tasks.core.process import is_alive
+from codex_tasks.runs.errorcap import read_error_file
 from codex_tasks.runs.events import EventReader
 
 BATCH_BYTES = 8 << 20  # one poll reads at most this much of the events log
@@ -89,8 +90,6 @@ class RunFolder:
         except OSError:
             return self._errors
         if size != self._errors_size:
-            from codex_tasks.runs.errorcap import read_error_file
-
             try:
                 self._errors = read_error_file(path)
                 self._errors_size = size

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from codex_tasks.engine.checkpoint import (
     list_checkpoints,
@@ -52,6 +55,26 @@ def test_a_half_written_checkpoint_is_invisible(tmp_path):
     result = prune_checkpoints(tmp_path, keep_last=3, keep_best=0, metric="eval_loss", mode="min")
     assert result["stale_temp"] == [".tmp-step-00000020-999999999"]
     assert "step-00000030" in result["corrupt"]
+
+
+def test_a_live_writers_temp_folder_is_kept_and_an_exited_ones_is_stale(tmp_path):
+    # the writer is a child that waits on its stdin; once it exits it stays a zombie (unreaped),
+    # which is gone for the probe: a zombie writes nothing more
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        name = f".tmp-step-00000020-{writer.pid}"
+        (tmp_path / name).mkdir()
+        result = prune_checkpoints(tmp_path, keep_last=3, keep_best=0, metric="eval_loss", mode="min", dry_run=True)
+        assert result["stale_temp"] == []
+        assert writer.stdin is not None
+        writer.stdin.close()
+        os.waitid(os.P_PID, writer.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+        result = prune_checkpoints(tmp_path, keep_last=3, keep_best=0, metric="eval_loss", mode="min")
+        assert result["stale_temp"] == [name]
+        assert not (tmp_path / name).exists()
+    finally:
+        writer.kill()
+        writer.wait()
 
 
 def test_retention_keeps_exactly_last_plus_best(tmp_path):

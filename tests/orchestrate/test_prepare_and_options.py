@@ -90,7 +90,7 @@ def test_plan_shows_what_decide_returns(tmp_path: Path) -> None:
 
 
 def test_decide_under_strict_fails_a_manual_step(tmp_path: Path) -> None:
-    from codex_tasks.orchestrate.execute import RunContext
+    from codex_tasks.orchestrate.context import RunContext
     from codex_tasks.runs.rundir import RunDir
 
     (tmp_path / "s.yaml").write_text(SEQ)

@@ -300,10 +300,11 @@ def test_a_generic_agent_that_misses_its_declared_output_fails(make_ctx, ws):
 
 
 def test_sandbox_required_refuses_without_bubblewrap(make_ctx, ws, monkeypatch):
-    from codex_tasks.core import process
     from codex_tasks.errors import AgentUnavailable
+    from codex_tasks.steps import agent_sandbox
 
-    monkeypatch.setattr(process, "sandbox_unavailable_reason", lambda: "bubblewrap is not installed")
+    # where the agent's sandbox check looks the probe up (it imports it at its top)
+    monkeypatch.setattr(agent_sandbox, "sandbox_unavailable_reason", lambda: "bubblewrap is not installed")
     with pytest.raises(AgentUnavailable, match="only inside a sandbox") as exc:
         agent.preflight(agent.With(command=write_cmd("a.txt")))
     assert "--unsandboxed-agents" in (exc.value.hint or "")

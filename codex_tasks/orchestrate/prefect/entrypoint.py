@@ -22,6 +22,8 @@ from typing import Any
 from prefect import flow
 
 from codex_tasks.errors import CodexTasksError
+from codex_tasks.orchestrate.options import RunOptions
+from codex_tasks.orchestrate.runner import run_sequence
 from codex_tasks.runs.rundir import RunDir
 
 
@@ -98,9 +100,6 @@ def codex_sequence(file: str, params: list[str] | None = None, workspace: str | 
                    max_parallel: int = 4) -> Any:
     """Run a codex-tasks sequence; the flow run ends Failed when a step fails."""
     from prefect.states import Cancelled, Failed
-
-    from codex_tasks.orchestrate.options import RunOptions
-    from codex_tasks.orchestrate.runner import run_sequence
 
     try:
         result = run_sequence(RunOptions(file=file, params=list(params or []), workspace=workspace,

@@ -18,9 +18,12 @@ from typing import Any
 from codex_tasks.core.names import slug
 from codex_tasks.core.redact import redact
 from codex_tasks.errors import StepFailed, StepsFailed
-from codex_tasks.orchestrate.execute import OK_STATUSES, Outcome, RunContext, execute_step, record_not_run
+from codex_tasks.orchestrate.context import RunContext
+from codex_tasks.orchestrate.execute import OK_STATUSES, Outcome, execute_step, record_not_run
+from codex_tasks.orchestrate.legacy_params import max_errors_reached
 from codex_tasks.orchestrate.plan import PlannedStep
 from codex_tasks.orchestrate.prefect.rest import flow_run_name
+from codex_tasks.orchestrate.prefect.setup import show_parameters
 
 STATE_NAMES = {"cached": "Cached", "manual": "Manual", "skipped": "Skipped"}
 
@@ -221,8 +224,6 @@ class PhaseScheduler:
         if status == "failed" and step.on_error == "stop" and not self.stop.get("stopped"):
             self.stop.update(stopped=True, by=step.id)
         elif status == "failed" and not self.stop.get("stopped"):
-            from codex_tasks.orchestrate.legacy_params import max_errors_reached
-
             limit = max_errors_reached(dict(self.run.params), self.run.rundir.path / "error_captures.ndjson")
             if limit is not None:  # the legacy `max_errors`: stop after that many error blocks
                 self.stop.update(stopped=True, by=f"{step.id}; max_errors={limit} reached")
@@ -258,8 +259,6 @@ def compile_flow(
             return run_phases()
 
     def run_phases() -> Any:
-        from codex_tasks.orchestrate.prefect.setup import show_parameters
-
         show_parameters(run.rundir)
         stop: dict[str, Any] = {}
         sched = PhaseScheduler(run, max_parallel, stop)

@@ -9,7 +9,6 @@ milliseconds a request, over one kept-alive connection.
 
 from __future__ import annotations
 
-import http.client
 import json
 from typing import Any
 from urllib.parse import urlparse
@@ -44,6 +43,8 @@ def flow_parameters(rd: RunDir) -> dict[str, Any]:
 
 class _Api:
     def __init__(self, url: str) -> None:
+        import http.client  # on the first request, like server._healthy's urllib
+
         u = urlparse(url)
         self.base = u.path.rstrip("/")
         self.conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=10)

@@ -18,11 +18,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from codex_tasks.core.files import write_json_atomic
 from codex_tasks.core.process import is_alive
 from codex_tasks.errors import ServerError
 
@@ -80,6 +79,10 @@ def _read_state() -> dict[str, Any]:
 
 
 def _healthy(url: str, timeout: float = 2.0) -> bool:
+    # http.client and ssl load on the first probe: a run that stops at bad input never needs them
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=timeout) as resp:
             return bool(resp.status == 200)
@@ -170,9 +173,7 @@ def start() -> dict[str, Any]:
     )
     log.close()
     state = {"pid": proc.pid, "port": port, "url": url, "home": str(home), "started": time.time()}
-    tmp = state_file().with_suffix(".tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, state_file())
+    write_json_atomic(state_file(), state)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from codex_tasks.errors import ServerError, UsageError
 from codex_tasks.orchestrate.prefect.rest import flow_parameters, report_artifacts
-from codex_tasks.orchestrate.prefect.server import ensure_server, quiet_env
+from codex_tasks.orchestrate.prefect.server import client_env, ensure_server, quiet_env
 from codex_tasks.runs.rundir import RunDir
 
 
@@ -148,8 +148,6 @@ def dask_task_runner(spec: str, max_parallel: int) -> Any:
     Workers get the Prefect API URL (a worker without it would start a temporary server of its
     own, ~35 s, and lose history)."""
     from prefect_dask.task_runners import DaskTaskRunner
-
-    from codex_tasks.orchestrate.prefect.server import client_env
 
     if spec == "dask" or spec.startswith("dask:"):
         try:

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from codex_tasks.core import redact as redaction
-from codex_tasks.orchestrate.execute import RunContext
+from codex_tasks.orchestrate.context import RunContext
 from codex_tasks.orchestrate.plan import Plan, PlannedPhase, PlannedStep
 from codex_tasks.orchestrate.prefect.flow import PhaseScheduler
 from codex_tasks.runs.rundir import RunDir
