@@ -134,11 +134,6 @@ class StepFailed(CodexTasksError):
         self.context = context
 
 
-class StepsFailed(StepFailed):
-    """Some steps of a run failed. Never raised out of a Prefect flow: Prefect pickles a raised
-    exception into its result storage, so the flow returns a Failed state instead."""
-
-
 class StepTimeout(StepFailed):
     """A step ran past its `timeout`."""
 

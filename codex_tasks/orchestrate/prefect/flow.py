@@ -17,7 +17,7 @@ from typing import Any
 
 from codex_tasks.core.names import slug
 from codex_tasks.core.redact import redact
-from codex_tasks.errors import StepFailed, StepsFailed
+from codex_tasks.errors import StepFailed
 from codex_tasks.orchestrate.context import RunContext
 from codex_tasks.orchestrate.execute import OK_STATUSES, Outcome, execute_step, record_not_run
 from codex_tasks.orchestrate.legacy_params import max_errors_reached
@@ -296,4 +296,4 @@ def compile_flow(
     )(codex_sequence)
 
 
-__all__ = ["Outcome", "StepTasks", "StepsFailed", "compile_flow", "make_step_task"]
+__all__ = ["Outcome", "StepTasks", "compile_flow", "make_step_task"]
