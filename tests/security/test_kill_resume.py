@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from codex_tasks.core.process import processes_with_env, sandbox_available
-from tests.conftest import CODEX, run_cli
+from tests.conftest import CODEX, run_cli, wait_for
 
 STEPS = 4
 
@@ -42,23 +42,13 @@ def _start(f: Path, ws: Path) -> subprocess.Popen[str]:
                             stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ))
 
 
-def _wait_for(cond, what: str, timeout: float = 120.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _lines(ws: Path) -> list[str]:
     work = ws / "work.txt"
     return work.read_text().splitlines() if work.exists() else []
 
 
 def _run_id(ws: Path) -> str:
-    runs = _wait_for(lambda: sorted((ws / ".codex" / "runs").glob("*/state.json")), "the run folder")
+    runs = wait_for(lambda: sorted((ws / ".codex" / "runs").glob("*/state.json")), "the run folder")
     return runs[-1].parent.name
 
 
@@ -71,13 +61,13 @@ def test_sigkill_at_a_random_point_leaves_nothing_and_resume_does_no_work_twice(
     f = _sequence(tmp_path)
     k = rng.randrange(STEPS)  # kill while step k sleeps, at a random moment of its sleep
     proc = _start(f, ws)
-    _wait_for(lambda: f"s{k} start" in _lines(ws), f"step s{k} to start")
+    wait_for(lambda: f"s{k} start" in _lines(ws), f"step s{k} to start")
     time.sleep(rng.uniform(0.0, 0.3))  # the random point inside the step (not a wait for a condition)
     os.killpg(proc.pid, signal.SIGKILL)  # the run's whole process group, as a closed terminal would
     proc.wait(timeout=30)
     run_id = _run_id(ws)
     if sandbox_available():  # the step's PID namespace dies with the run: nothing survives the kill itself
-        _wait_for(lambda: not processes_with_env("CODEX_RUN_ID", run_id), "the killed run's processes to end", 10)
+        wait_for(lambda: not processes_with_env("CODEX_RUN_ID", run_id), "the killed run's processes to end", 10)
     resumed = run_cli("run", str(f), "--resume", cwd=ws, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert processes_with_env("CODEX_RUN_ID", run_id) == []
@@ -105,7 +95,7 @@ def test_a_second_run_names_the_holder_and_sigterm_stops_the_first_like_ctrl_c(t
                 commands: ["touch after.txt"]
         """))
     first = _start(f, ws)
-    _wait_for(lambda: (ws / "started.txt").exists(), "the first run's step")
+    wait_for(lambda: (ws / "started.txt").exists(), "the first run's step")
     second = run_cli("run", str(f), cwd=ws)
     assert second.returncode == 2, second.stdout + second.stderr
     assert f"pid {first.pid}" in second.stdout + second.stderr

@@ -10,13 +10,12 @@ import signal
 import sqlite3
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from codex_tasks.core.process import is_alive
-from tests.conftest import CODEX, run_cli
+from tests.conftest import CODEX, run_cli, wait_for
 
 SEQUENCE = textwrap.dedent("""\
     version: "2"
@@ -29,16 +28,6 @@ SEQUENCE = textwrap.dedent("""\
           - id: b
             commands: ["echo b >> b.log"]
     """)
-
-
-def _wait_for(cond, what: str, timeout: float = 120.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _own_home(tmp_path: Path, session_url: str) -> Path:
@@ -78,7 +67,7 @@ def _kill_and_resume(tmp_path: Path, home: Path) -> None:
     proc = subprocess.Popen([CODEX, "run", str(seq)], cwd=ws, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        _wait_for(lambda: (ws / "a.started").exists() or proc.poll() is not None, "step a to start")
+        wait_for(lambda: (ws / "a.started").exists() or proc.poll() is not None, "step a to start")
         assert proc.poll() is None, proc.communicate()
         server = json.loads((home / "prefect" / "server.json").read_text())
         os.kill(int(server["pid"]), signal.SIGKILL)
