@@ -71,6 +71,7 @@ class RunConsole:
                                highlight=False, soft_wrap=True)
         self.progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
+        self._ended: set[str] = set()  # steps that finished: a progress event after that draws no bar
         self._plain: dict[str, tuple[int, float]] = {}  # step -> (last 10% bucket printed, its event time)
         self._run_path: Path | None = None
         self._thread: threading.Thread | None = None
@@ -130,6 +131,7 @@ class RunConsole:
         elif t == "phase.started":
             self.print(f"== {ev.get('phase_id')}: {ev.get('name')}", style="bold")
         elif t == "step.started":
+            self._ended.discard(sid)
             self.print(f"  ▶ {sid} ({ev.get('kind')})" + (f", attempt {ev['attempt']}" if (ev.get("attempt") or 1) > 1 else ""))
         elif t == "progress" and sid:
             self._progress(sid, ev)
@@ -143,6 +145,8 @@ class RunConsole:
     def _progress(self, sid: str, ev: dict[str, Any]) -> None:
         total = ev.get("total")
         done = float(ev.get("done") or 0)
+        if sid in self._ended:
+            return
         if self.progress is not None:
             task = self._tasks.get(sid)
             if task is None:
@@ -159,8 +163,10 @@ class RunConsole:
 
     def _finished(self, t: str, sid: str, ev: dict[str, Any]) -> None:
         if t not in ("step.retry", "step.repair"):  # those go on: the bar stays
+            self._ended.add(sid)
             if self.progress is not None and sid in self._tasks:
                 self.progress.remove_task(self._tasks.pop(sid))
+                self.progress.refresh()  # the bar goes now, not at the live display's next tick
             self._plain.pop(sid, None)
         extra = ev.get("error") or ev.get("note") or ""
         dur = f" ({ev['duration']:.2f}s)" if isinstance(ev.get("duration"), int | float) and t == "step.succeeded" else ""

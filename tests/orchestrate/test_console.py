@@ -93,6 +93,29 @@ def test_on_a_terminal_a_live_bar_and_colour_unless_no_color(tmp_path: Path, mon
     assert "\x1b[" not in plain.getvalue() and "✗ x failed: boom" in plain.getvalue()
 
 
+def test_a_finished_steps_bar_goes_and_a_late_progress_event_brings_it_back_nowhere(tmp_path: Path) -> None:
+    """Once a step has finished, its bar is gone from the live display, also when a progress event
+    of that step is read after its end (a tmux capture once showed train's bar at 100% under the
+    next step's lines); a new attempt of the step (step.started) draws it again."""
+    rd = RunDir.create(tmp_path)
+    console = RunConsole(file=io.StringIO(), terminal=True)
+    console.follow(rd)
+    try:
+        events = train_events(20)
+        for ev in events[:11]:
+            console(ev)
+        assert console.progress is not None and [t.description for t in console.progress.tasks] == ["train"]
+        console({"type": "step.succeeded", "step_id": "train", "duration": 1.0})
+        assert console.progress.tasks == []
+        console(events[11])  # late
+        assert console.progress.tasks == []
+        console({"type": "step.started", "step_id": "train", "kind": "train", "attempt": 2})
+        console(events[12])
+        assert [t.description for t in console.progress.tasks] == ["train"]
+    finally:
+        console.stop()
+
+
 # ---------------------------------------------------------------- a real terminal (tmux, 80×24)
 
 TRAIN_SEQ = textwrap.dedent("""\
