@@ -131,3 +131,21 @@ def test_validate_of_a_typed_file_imports_no_ml_package(tmp_path: Path) -> None:
             "import codex_tasks.steps.train, codex_tasks.steps.evaluate, codex_tasks.steps.tokenize")
     loaded = _heavy_loaded(code, tmp_path)
     assert loaded == ["jinja2"]  # {{ steps }} is rendered; nothing else heavy
+
+
+def test_no_module_imports_itself_back() -> None:
+    """No import loop between modules either (the contracts see packages): for every import a -> b,
+    b does not reach a. Imports under `if TYPE_CHECKING:` run only for type checkers, so they don't
+    count (three such pairs exist: plan/bindings, context/layouts, agent/agent_session)."""
+    import grimp
+
+    graph = grimp.build_graph("codex_tasks", cache_dir=None, exclude_type_checking_imports=True)
+    loops = []
+    for module in sorted(graph.modules):
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported == module or imported.startswith(module + ".") or module.startswith(imported + "."):
+                continue  # a package and its own modules (rank_worker's `__main__` imports itself)
+            back = graph.find_shortest_chain(importer=imported, imported=module, as_packages=False)
+            if back:
+                loops.append(f"{module} -> {' -> '.join(back)}")
+    assert graph.modules and not loops, "\n".join(loops)
