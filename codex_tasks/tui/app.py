@@ -147,8 +147,14 @@ class RunApp(App[str | None]):
             self.table.select_step(failed[0])  # a finished failed run opens on its first failure
         self._show_selected()
 
+    def _drawn(self) -> bool:
+        """The widgets exist: a timer may fire while the screen is still built or already torn down."""
+        return bool(self.default_screen.query(RunHeader))
+
     def poll(self) -> None:
         """Read what the run appended since the last poll (in batches) and show it."""
+        if not self._drawn():
+            return
         if self.folder is None:
             self._await_start()
             return
@@ -216,6 +222,8 @@ class RunApp(App[str | None]):
 
     def tick(self) -> None:
         """Once a second: the elapsed clocks of the run and its running steps."""
+        if not self._drawn():
+            return
         now = self.clock()
         if self.model.is_live:
             self.header.elapsed = self.model.elapsed(now)

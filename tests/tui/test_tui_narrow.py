@@ -109,3 +109,20 @@ def test_c_asks_before_cancelling_and_no_keeps_the_run(tmp_path: Path, make_app)
             assert not isinstance(app.screen, ConfirmCancelScreen) and app.model.is_live
 
     run_async(body)
+
+
+def test_the_timers_skip_a_screen_being_torn_down(tmp_path: Path, make_app) -> None:
+    """The once-a-second tick and the poll may fire while the app exits and its widgets are gone
+    (a fresh-clone CI run once failed with NoMatches for RunHeader from `tick`): they draw nothing."""
+    run = live_run(tmp_path)
+
+    async def body() -> None:
+        app = make_app(run)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await app.default_screen.query(RunHeader).remove()
+            app.tick()
+            app.poll()
+            assert not app.default_screen.query(RunHeader)
+
+    run_async(body)
